@@ -1,0 +1,53 @@
+# readmit — stable targets (scripts, CI and the README call them).
+#   make install   one .venv with every service package (uv workspace); idempotent
+#   make test      the whole suite, exactly what CI runs
+#   make up/down   the local stack (MLflow server on sqlite + a registered production model)
+#   make train     train on the full data set and register in the local stack's MLflow
+#   make bench     full-data training benchmark with the quality gates
+#   make lint      ruff (lint + format check)
+
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := .tools/uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# The data set: READMIT_DATA if set, else the copy beside the project when there is one, else the
+# loader downloads it from UCI into ~/.cache/readmit.
+READMIT_DATA ?= $(firstword $(wildcard $(CURDIR)/../shared/data/dataset_diabetes.zip))
+export READMIT_DATA
+
+MLFLOW_PORT ?= 5000
+MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
+export MLFLOW_PORT MLFLOW_TRACKING_URI
+
+.PHONY: install test up down train bench lint
+
+install: $(VENV)/.installed
+
+$(UV):
+	python3 -m venv .tools/uv
+	.tools/uv/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock $(wildcard services/*/pyproject.toml)
+	$(UV) sync --all-packages --frozen --python python3.11
+	touch $@
+
+test: install
+	$(PY) -m pytest
+
+up: install
+	$(PY) scripts/localstack.py up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) scripts/localstack.py down; else echo "nothing to stop"; fi
+
+train: install
+	$(VENV)/bin/readmit-train --tracking-uri $(MLFLOW_TRACKING_URI) $(TRAIN_ARGS)
+
+bench: install
+	$(PY) scripts/bench_model.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .

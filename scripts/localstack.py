@@ -1,0 +1,158 @@
+"""The local stack: real processes on loopback, no Kubernetes needed.
+
+``up`` starts what is not already running, waits until each part is ready, makes sure a production
+model is registered (training one on first run) and prints the URLs; a second ``up`` is safe.
+``down`` stops exactly what ``up`` started (pid files under .local/run). Logs: .local/logs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = ROOT / ".local"
+RUN, LOGS = STATE / "run", STATE / "logs"
+BIN = Path(sys.executable).parent
+MODEL_NAME = os.environ.get("READMIT_MODEL_NAME", "diabetes-readmission")
+MODEL_ALIAS = os.environ.get("READMIT_MODEL_ALIAS", "production")
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    health_path: str
+    ready_timeout_s: float
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        data = STATE / "mlflow"
+        data.mkdir(parents=True, exist_ok=True)
+        return [
+            str(BIN / "mlflow"), "server",
+            "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
+            "--artifacts-destination", str(data / "artifacts"), "--serve-artifacts",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+        ]  # fmt: skip
+
+
+def services() -> list[Service]:
+    return [Service("mlflow", int(os.environ.get("MLFLOW_PORT", "5000")), "/health", 180)]
+
+
+def pid_of(svc: Service) -> int | None:
+    try:
+        pid = int((RUN / f"{svc.name}.pid").read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def healthy(svc: Service) -> bool:
+    try:
+        with urllib.request.urlopen(svc.url + svc.health_path, timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start(svc: Service) -> None:
+    if pid_of(svc) is not None:
+        print(f"{svc.name}: already running (pid {pid_of(svc)})")
+    else:
+        if port_taken(svc.port):
+            sys.exit(f"{svc.name}: port {svc.port} is taken by another process; free it or set "
+                     f"{svc.name.upper()}_PORT to another port")  # fmt: skip
+        RUN.mkdir(parents=True, exist_ok=True)
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = (LOGS / f"{svc.name}.log").open("ab")
+        proc = subprocess.Popen(
+            svc.command(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            start_new_session=True,  # its own process group: down stops its children too
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )  # fmt: skip
+        (RUN / f"{svc.name}.pid").write_text(str(proc.pid))
+        print(f"{svc.name}: started (pid {proc.pid}), log {LOGS / (svc.name + '.log')}")
+    deadline = time.monotonic() + svc.ready_timeout_s
+    while not healthy(svc):
+        if pid_of(svc) is None or time.monotonic() > deadline:
+            sys.exit(f"{svc.name}: not ready; see {LOGS / (svc.name + '.log')}")
+        time.sleep(0.5)
+
+
+def ensure_model(tracking_uri: str) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        v = MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(
+            MODEL_NAME, MODEL_ALIAS
+        )
+        print(f"model: {MODEL_NAME}@{MODEL_ALIAS} is version {v.version}")
+        return
+    except MlflowException:
+        pass
+    print(f"model: no {MODEL_NAME}@{MODEL_ALIAS} yet; training on the full data set (~1 min)")
+    subprocess.run(
+        [str(BIN / "readmit-train"), "--tracking-uri", tracking_uri, "--model-name", MODEL_NAME,
+         "--alias", MODEL_ALIAS],
+        check=True,
+    )  # fmt: skip
+
+
+def up() -> None:
+    stack = services()
+    for svc in stack:
+        start(svc)
+    mlflow = next(s for s in stack if s.name == "mlflow")
+    ensure_model(mlflow.url)
+    print("\nreadmit local stack is up:")
+    print(f"  MLflow UI and registry  {mlflow.url}")
+    print("Stop it with: make down")
+
+
+def down() -> None:
+    for svc in reversed(services()):
+        pid = pid_of(svc)
+        pid_file = RUN / f"{svc.name}.pid"
+        if pid is None:
+            pid_file.unlink(missing_ok=True)
+            continue
+        os.killpg(pid, signal.SIGTERM)
+        for _ in range(100):
+            if pid_of(svc) is None:
+                break
+            time.sleep(0.2)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+        pid_file.unlink(missing_ok=True)
+        print(f"{svc.name}: stopped (pid {pid})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["up", "down"])
+    {"up": up, "down": down}[parser.parse_args().action]()
+
+
+if __name__ == "__main__":
+    main()

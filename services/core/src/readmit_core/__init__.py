@@ -1,0 +1,1 @@
+"""Shared encounter schema, feature encoding, data loading and the model wrapper."""

@@ -1,0 +1,54 @@
+"""The served model: raw encounter fields in, probability of readmission within 30 days out.
+
+One object carries the fitted estimator (which sees the ``readmit_core.features`` matrix), the
+decision threshold chosen on validation, and the encoding it was trained with, so the api and
+MLflow's pyfunc run exactly what the trainer measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from readmit_core.features import FEATURE_NAMES, encode_frame, encode_records
+from readmit_core.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class IncompatibleModelError(RuntimeError):
+    """The model was trained with another encoding than this package provides."""
+
+
+@dataclass
+class ReadmissionModel:
+    estimator: Any  # anything with predict_proba(X) -> (n, 2), X from readmit_core.features
+    threshold: float  # risk at or above which the encounter is flagged
+    algorithm: str  # e.g. "lightgbm", "logistic_regression"
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    schema_version: str = SCHEMA_VERSION
+    info: dict[str, Any] = field(default_factory=dict)  # training metrics, data, params
+
+    def check_compatible(self) -> None:
+        if tuple(self.feature_names) != FEATURE_NAMES or self.schema_version != SCHEMA_VERSION:
+            raise IncompatibleModelError(
+                f"model encoding (schema {self.schema_version}, {len(self.feature_names)} "
+                f"features) differs from this package's (schema {SCHEMA_VERSION}, "
+                f"{len(FEATURE_NAMES)} features)"
+            )
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Risk for each row of an encoded feature matrix."""
+        return np.asarray(self.estimator.predict_proba(features)[:, 1], dtype=np.float64)
+
+    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Risk for validated records (the api's path: no DataFrame)."""
+        return self.predict_proba(encode_records(records))
+
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Risk for a DataFrame in the data set's column format."""
+        return self.predict_proba(encode_frame(frame))

@@ -1,0 +1,196 @@
+"""``readmit-train``: train on the real data set, register in MLflow, move the alias if better.
+
+The last line of stdout is one JSON object (model_name, version, alias_moved, threshold,
+validation and test metrics); progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from readmit_core.data import load_encounters, patient_split, schema_violations
+from readmit_core.features import FEATURE_NAMES, encode_frame
+from readmit_core.model import ReadmissionModel
+from readmit_core.schema import FIELD_NAMES, PATIENT_ID_COLUMN, SCHEMA_VERSION
+from readmit_trainer.candidates import CANDIDATES, Fitted, _progress
+from readmit_trainer.evaluation import max_f1_threshold, metrics, model_card, plots
+
+PARTS = ("train", "validation", "test")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="readmit-train", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--data",
+        default=os.environ.get("READMIT_DATA"),
+        help="UCI zip or diabetic_data.csv (default: $READMIT_DATA, else download)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="MLflow tracking URI, e.g. http://127.0.0.1:5000 or sqlite:///mlflow.db "
+        "(default: $MLFLOW_TRACKING_URI)",
+    )
+    p.add_argument("--model-name", default="diabetes-readmission")
+    p.add_argument("--alias", default="production")
+    p.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on a random subsample of N encounters (quick runs)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="move the alias even if the current holder scores better",
+    )
+    p.add_argument("--seed", type=int, default=42, help="subsample and model randomness")
+    p.add_argument(
+        "--candidates",
+        default=",".join(CANDIDATES),
+        help=f"comma-separated subset of {', '.join(CANDIDATES)}",
+    )
+    args = p.parse_args(argv)
+    if not args.tracking_uri:
+        p.error("no tracking URI: pass --tracking-uri or set MLFLOW_TRACKING_URI")
+    unknown = set(args.candidates.split(",")) - set(CANDIDATES)
+    if unknown:
+        p.error(f"unknown candidates: {', '.join(sorted(unknown))}")
+    if args.sample is not None and args.sample < 500:
+        p.error("--sample must be at least 500 (each split needs positives)")
+    return args
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    _progress("loading the data set")
+    frame = load_encounters(args.data)
+    bad = schema_violations(frame)
+    if bad:
+        raise SystemExit(f"the data violates the encounter schema: {bad}")
+    if args.sample and args.sample < len(frame):
+        frame = frame.sample(n=args.sample, random_state=args.seed).reset_index(drop=True)
+    part = patient_split(frame[PATIENT_ID_COLUMN].to_numpy())
+    X, y = encode_frame(frame), frame["target"].to_numpy()
+    sets = {name: (X[part == i], y[part == i]) for i, name in enumerate(PARTS)}
+    (Xt, yt), (Xv, yv), (Xs, ys) = sets.values()
+    _progress(f"{len(frame)} encounters, {frame[PATIENT_ID_COLUMN].nunique()} patients; "
+              f"train {len(yt)} / validation {len(yv)} / test {len(ys)}")  # fmt: skip
+
+    fitted: list[Fitted] = []
+    for name in args.candidates.split(","):
+        _progress(f"training {name}")
+        fitted.append(CANDIDATES[name](Xt, yt, Xv, yv, args.seed))
+    best = max(fitted, key=lambda f: f.val_roc_auc)
+    _progress(f"selected {best.algorithm} (validation ROC AUC {best.val_roc_auc:.4f})")
+
+    model = ReadmissionModel(best.estimator, threshold=0.5, algorithm=best.algorithm)
+    val_risk = model.predict_proba(Xv)
+    model.threshold = max_f1_threshold(yv, val_risk)
+    validation = metrics(yv, val_risk, model.threshold)
+    test_risk = model.predict_proba(Xs)  # scored once, after every choice is made
+    test = metrics(ys, test_risk, model.threshold)
+    summary = {
+        "model_name": args.model_name,
+        "algorithm": best.algorithm,
+        "params": best.params,
+        "threshold": model.threshold,
+        "schema_version": SCHEMA_VERSION,
+        "rows": len(frame),
+        "split": {name: len(sets[name][1]) for name in PARTS},
+        "candidates": {f.algorithm: f.val_roc_auc for f in fitted},
+        "validation": validation,
+        "test": test,
+    }
+    model.info = {k: summary[k] for k in ("params", "split", "validation", "test", "rows")}
+    return {"summary": summary, "model": model, "frame": frame, "val": (Xv, yv),
+            "test_risk": (ys, test_risk)}  # fmt: skip
+
+
+def register(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from readmit_trainer import registry
+
+    summary, model = result["summary"], result["model"]
+    registry.set_tracking(args.tracking_uri)
+    client = MlflowClient()
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        _progress(f"logging run {run.info.run_id} to {args.tracking_uri}")
+        mlflow.log_params({"algorithm": summary["algorithm"], "sample": args.sample,
+                           "seed": args.seed, "rows": summary["rows"],
+                           "schema_version": SCHEMA_VERSION, "features": len(FEATURE_NAMES),
+                           **{f"param_{k}": v for k, v in summary["params"].items()},
+                           **{f"n_{k}": v for k, v in summary["split"].items()}})  # fmt: skip
+        mlflow.log_metrics({f"val_{k}": v for k, v in summary["validation"].items()})
+        mlflow.log_metrics({f"test_{k}": v for k, v in summary["test"].items()})
+        mlflow.log_metrics({f"candidate_{k}_val_roc_auc": v
+                            for k, v in summary["candidates"].items()})  # fmt: skip
+        mlflow.log_metric("threshold", model.threshold)
+        (out / "model_card.md").write_text(model_card(summary))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        ys, test_risk = result["test_risk"]
+        files = [out / "model_card.md", out / "summary.json",
+                 *plots(ys, test_risk, out, f"test set, {summary['algorithm']}")]  # fmt: skip
+        example = result["frame"][list(FIELD_NAMES)].head(2)
+        _progress("registering the model")
+        version = registry.log_and_register(model, args.model_name, example, files)
+
+    champion = registry.champion_version(client, args.model_name, args.alias)
+    challenger_auc = summary["validation"]["roc_auc"]
+    champion_auc = None
+    if champion is not None and champion != version:
+        champion_auc = registry.champion_val_auc(args.model_name, champion, *result["val"])
+    move = (
+        args.force
+        or champion is None
+        or (champion_auc is not None and challenger_auc > champion_auc)
+    )
+    client.set_model_version_tag(args.model_name, version, "threshold", str(model.threshold))
+    client.set_model_version_tag(args.model_name, version, "val_roc_auc", f"{challenger_auc:.6f}")
+    client.set_model_version_tag(args.model_name, version, "schema_version", SCHEMA_VERSION)
+    if move:
+        client.set_registered_model_alias(args.model_name, args.alias, version)
+    if args.force:
+        reason = "forced"
+    elif champion is None:
+        reason = "no current holder"
+    else:
+        scored = "unscorable" if champion_auc is None else f"{champion_auc:.4f}"
+        reason = f"challenger {challenger_auc:.4f} vs champion v{champion} {scored}"
+    _progress(f"version {version}: alias '{args.alias}' {'moved' if move else 'kept'} ({reason})")
+    return {
+        "model_name": args.model_name,
+        "version": version,
+        "alias": args.alias,
+        "alias_moved": move,
+        "previous_version": champion,
+        "champion_val_roc_auc": champion_auc,
+        "run_id": run.info.run_id,
+        "algorithm": summary["algorithm"],
+        "threshold": model.threshold,
+        "validation": {k: summary["validation"][k] for k in ("roc_auc", "pr_auc", "brier")},
+        "test": {k: summary["test"][k] for k in ("roc_auc", "pr_auc", "brier")},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    np.random.seed(args.seed)
+    result = register(args, train(args))
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

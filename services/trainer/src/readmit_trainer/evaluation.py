@@ -1,0 +1,107 @@
+"""Metrics, the decision threshold, plots and the model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    log_loss,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
+
+
+def max_f1_threshold(y: np.ndarray, risk: np.ndarray) -> float:
+    """The risk cut-off that maximises F1 on (validation) data.
+
+    Readmission is rare (11 %): a 0.5 cut-off flags almost nobody. Max F1 balances missed
+    readmissions against false alarms without a cost model from the hospital.
+    """
+    precision, recall, thresholds = precision_recall_curve(y, risk)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[str, float]:
+    flagged = risk >= threshold
+    tp = int(np.sum(flagged & (y == 1)))
+    return {
+        "roc_auc": float(roc_auc_score(y, risk)),
+        "pr_auc": float(average_precision_score(y, risk)),
+        "brier": float(brier_score_loss(y, risk)),
+        "log_loss": float(log_loss(y, risk, labels=[0, 1])),
+        "precision_at_threshold": tp / max(int(flagged.sum()), 1),
+        "recall_at_threshold": tp / max(int(np.sum(y == 1)), 1),
+        "flagged_share": float(flagged.mean()),
+        "positive_rate": float(np.mean(y)),
+    }
+
+
+def plots(y: np.ndarray, risk: np.ndarray, out: Path, title: str) -> list[Path]:
+    """ROC curve and calibration (reliability) plot of the test set, as PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+
+    fpr, tpr, _ = roc_curve(y, risk)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"ROC AUC {roc_auc_score(y, risk):.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set(xlabel="False positive rate", ylabel="True positive rate", title=f"ROC — {title}")
+    ax.legend(loc="lower right")
+    roc_path = out / "roc_curve.png"
+    fig.savefig(roc_path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    observed, predicted = calibration_curve(y, risk, n_bins=10, strategy="quantile")
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(predicted, observed, "o-", label="model")
+    top = float(max(predicted.max(), observed.max()))
+    ax.plot([0, top], [0, top], "--", color="grey", label="perfect")
+    ax.set(xlabel="Predicted risk", ylabel="Observed readmission rate",
+           title=f"Calibration — {title}")  # fmt: skip
+    ax.legend(loc="upper left")
+    cal_path = out / "calibration.png"
+    fig.savefig(cal_path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return [roc_path, cal_path]
+
+
+def model_card(summary: dict[str, Any]) -> str:
+    v, t = summary["validation"], summary["test"]
+    rows = "\n".join(
+        f"| {k} | {v[k]:.4f} | {t[k]:.4f} |"
+        for k in ("roc_auc", "pr_auc", "brier", "log_loss", "precision_at_threshold",
+                  "recall_at_threshold", "flagged_share", "positive_rate")
+    )  # fmt: skip
+    return f"""# Model card — {summary["model_name"]}
+
+**Predicts** the probability that a diabetic patient is readmitted within 30 days of discharge,
+from what is known about the encounter at discharge (the readmit encounter schema
+v{summary["schema_version"]}).
+
+- Algorithm: {summary["algorithm"]} ({summary["params"]})
+- Decision threshold: {summary["threshold"]:.4f} (maximum F1 on the validation set)
+- Data: UCI "Diabetes 130-US hospitals for years 1999-2008" (Strack et al. 2014, CC BY 4.0),
+  encounters ending in death or hospice excluded; {summary["rows"]} encounters
+  (train {summary["split"]["train"]}, validation {summary["split"]["validation"]},
+  test {summary["split"]["test"]}), split by patient (no patient in two parts).
+- Selection: candidates tuned and compared on validation only; test scored once.
+
+| metric | validation | test |
+|---|---|---|
+{rows}
+
+## Limits
+- US hospitals 1999-2008: practice, coding (ICD-9) and populations have changed since.
+- Uses one encounter only; the patient's other encounters are not seen.
+- A risk score to prioritise follow-up, not a diagnosis. Check calibration on local data before
+  acting on the absolute numbers.
+"""

@@ -1,0 +1,93 @@
+"""Logging to MLflow, registering a version and the champion/challenger alias rule."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+from sklearn.metrics import roc_auc_score
+
+from readmit_core.model import ReadmissionModel
+from readmit_core.pyfunc import load_readmission_model
+from readmit_core.schema import FIELDS, Kind
+
+EXPERIMENT = "diabetes-readmission"
+# What a serving environment needs besides the readmit-core package itself.
+SERVING_REQUIREMENTS = ("mlflow-skinny", "lightgbm", "scikit-learn", "numpy", "pandas", "pydantic")
+
+
+def signature() -> ModelSignature:
+    """Input columns from the encounter schema; output: the risk."""
+
+    def spec(f):
+        is_int = f.kind is Kind.INTEGER or isinstance(f.choices[0] if f.choices else "", int)
+        return ColSpec("long" if is_int else "string", f.name, required=not f.nullable)
+
+    return ModelSignature(
+        inputs=Schema([spec(f) for f in FIELDS]),
+        outputs=Schema([ColSpec("double", "readmission_risk")]),
+    )
+
+
+def set_tracking(uri: str) -> None:
+    """Point MLflow at ``uri``; a sqlite store keeps its artifacts beside the database file."""
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        location = None
+        if uri.startswith("sqlite:///"):
+            db = Path(urlparse(uri).path)
+            location = (db.parent / "mlartifacts").resolve().as_uri()
+        mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    mlflow.set_experiment(EXPERIMENT)
+
+
+def log_and_register(model: ReadmissionModel, model_name: str, example: pd.DataFrame,
+                     artifacts: list[Path]) -> str:  # fmt: skip
+    """Log the model to the active run and register it; returns the new version."""
+    from readmit_core.pyfunc import ReadmissionPyfunc
+
+    for path in artifacts:
+        mlflow.log_artifact(str(path))
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=ReadmissionPyfunc(model),
+        signature=signature(),
+        input_example=example,
+        registered_model_name=model_name,
+        pip_requirements=[f"{p}=={version(p)}" for p in SERVING_REQUIREMENTS],
+        metadata={"threshold": model.threshold, "algorithm": model.algorithm,
+                  "schema_version": model.schema_version},
+    )  # fmt: skip
+    return str(info.registered_model_version)
+
+
+def champion_version(client: MlflowClient, model_name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def champion_val_auc(
+    model_name: str, version_: str, Xv: np.ndarray, yv: np.ndarray
+) -> float | None:
+    """The current alias holder's ROC AUC on this run's validation set (None if unloadable).
+
+    The split is a fixed hash of the patient, so the champion never trained on these patients.
+    """
+    try:
+        champion = load_readmission_model(f"models:/{model_name}/{version_}")
+    except Exception as exc:  # any failure to load means "cannot compare", reported below
+        print(f"[readmit-train] cannot score version {version_}: {exc}", file=sys.stderr)
+        return None
+    return float(roc_auc_score(yv, champion.predict_proba(Xv)))

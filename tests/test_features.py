@@ -1,0 +1,82 @@
+"""The fast encoding path equals the pandas path, and the served model uses it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from readmit_core.data import to_records
+from readmit_core.features import (
+    CATEGORICAL_FEATURES,
+    DIAGNOSIS_GROUPS,
+    FEATURE_NAMES,
+    encode_frame,
+    encode_records,
+    icd9_features,
+)
+from readmit_core.models import Encounter, encounter_record
+
+
+@pytest.mark.parametrize(
+    ("code", "group"),
+    [("428", "circulatory"), ("785", "circulatory"), ("486", "respiratory"),
+     ("786", "respiratory"), ("562", "digestive"), ("250.83", "diabetes"), ("250", "diabetes"),
+     ("996", "injury"), ("715", "musculoskeletal"), ("599", "genitourinary"),
+     ("788", "genitourinary"), ("174", "neoplasms"), ("276", "other"), ("V57", "other"),
+     ("E909", "other"), ("8", "other")],
+)  # fmt: skip
+def test_diagnosis_groups_of_strack_et_al(code: str, group: str) -> None:
+    assert DIAGNOSIS_GROUPS[int(icd9_features(code)[1])] == group
+
+
+def test_icd9_values() -> None:
+    assert icd9_features("250.83")[0] == 250.83
+    assert icd9_features("V57")[0] == 1057.0
+    assert icd9_features("E909")[0] == 2909.0
+    assert all(math.isnan(v) for v in icd9_features(None))
+
+
+def test_fast_encoding_equals_pandas_encoding(encounters) -> None:
+    rows = encounters.sample(1000, random_state=0)
+    records = [encounter_record(Encounter.model_validate(r)) for r in to_records(rows)]
+    fast, slow = encode_records(records), encode_frame(rows)
+    assert fast.shape == slow.shape == (1000, len(FEATURE_NAMES))
+    assert np.array_equal(fast, slow, equal_nan=True)
+    # from records turned back into a frame (None for missing), as pyfunc receives them
+    assert np.array_equal(encode_frame(pd.DataFrame(records)), fast, equal_nan=True)
+
+
+def test_missing_values_encode_as_nan_not_as_a_category(encounters) -> None:
+    record = {**to_records(encounters.iloc[1:2])[0], "race": None, "diag_2": None}
+    row = dict(zip(FEATURE_NAMES, encode_records([record])[0], strict=True))
+    assert math.isnan(row["race"])
+    assert math.isnan(row["diag_2_value"])
+    assert math.isnan(row["diag_2_group"])
+    assert all(not math.isnan(row[c]) for c in CATEGORICAL_FEATURES if c not in
+               ("race", "diag_2_group", "medical_specialty"))  # fmt: skip
+
+
+def test_registered_model_fast_path_equals_pyfunc_pandas_path(
+    sqlite_registry,
+    encounters,
+) -> None:
+    """The logged artifact, loaded as MLflow loads it: 1,000 real rows, both paths, 1e-9."""
+    import mlflow
+
+    from readmit_core.pyfunc import load_readmission_model
+
+    mlflow.set_tracking_uri(sqlite_registry["uri"])
+    uri = "models:/diabetes-readmission@production"
+    rows = encounters.sample(1000, random_state=11)
+    records = [encounter_record(Encounter.model_validate(r)) for r in to_records(rows)]
+    pyfunc_risk = np.asarray(mlflow.pyfunc.load_model(uri).predict(pd.DataFrame(records)))
+    model = load_readmission_model(uri)
+    fast_risk = model.predict_records(records)
+    assert pyfunc_risk.shape == fast_risk.shape == (1000,)
+    assert np.max(np.abs(pyfunc_risk - fast_risk)) <= 1e-9
+    assert fast_risk.min() > 0.0
+    assert fast_risk.max() < 1.0
+    assert model.threshold == pytest.approx(sqlite_registry["result"]["threshold"])

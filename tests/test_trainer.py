@@ -1,0 +1,124 @@
+"""readmit-train against a real ``mlflow server`` process and a local sqlite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_trainer
+
+NAME = "diabetes-readmission"
+
+
+def check_result(result: dict[str, Any]) -> None:
+    assert result["model_name"] == NAME
+    for part in ("validation", "test"):
+        metrics = result[part]
+        assert set(metrics) == {"roc_auc", "pr_auc", "brier"}
+        assert 0.55 < metrics["roc_auc"] < 1.0, metrics
+        assert 0.0 < metrics["brier"] < 0.25
+    assert 0.0 < result["threshold"] < 1.0
+
+
+def test_sqlite_store_first_version_takes_the_alias(sqlite_registry: dict[str, Any]) -> None:
+    result = sqlite_registry["result"]
+    check_result(result)
+    assert (result["version"], result["alias_moved"], result["previous_version"]) == (
+        "1",
+        True,
+        None,
+    )
+
+
+@pytest.fixture(scope="module")
+def server_runs(mlflow_server: str, data_path: Path) -> dict[str, dict[str, Any]]:
+    """Champion on 8,000 encounters, then a 1,000-encounter challenger, then the same forced."""
+    return {
+        "champion": run_trainer(data_path, mlflow_server, "--sample", "8000", "--seed", "1"),
+        "challenger": run_trainer(data_path, mlflow_server, "--sample", "1000", "--seed", "2",
+                                  "--candidates", "logistic_regression"),
+        "forced": run_trainer(data_path, mlflow_server, "--sample", "1000", "--seed", "2",
+                              "--candidates", "logistic_regression", "--force"),
+    }  # fmt: skip
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_server_registers_a_version_and_sets_the_alias(server_runs, mlflow_server: str) -> None:
+    champion = server_runs["champion"]
+    check_result(champion)
+    assert champion["alias_moved"] is True
+    c = client(mlflow_server)
+    version = c.get_model_version(NAME, champion["version"])
+    assert version.tags["threshold"] == str(champion["threshold"])
+    assert version.tags["schema_version"] == "1"
+    run = c.get_run(champion["run_id"])
+    for key in (
+        "val_roc_auc",
+        "test_roc_auc",
+        "val_pr_auc",
+        "test_brier",
+        "val_log_loss",
+        "test_precision_at_threshold",
+        "test_recall_at_threshold",
+        "threshold",
+    ):
+        assert key in run.data.metrics, key
+    artifacts = {a.path for a in c.list_artifacts(champion["run_id"])}
+    assert {"model_card.md", "roc_curve.png", "calibration.png", "summary.json"} <= artifacts
+
+
+def test_worse_challenger_does_not_move_the_alias(server_runs, mlflow_server: str) -> None:
+    champion, challenger = server_runs["champion"], server_runs["challenger"]
+    assert challenger["alias_moved"] is False
+    assert challenger["previous_version"] == champion["version"]
+    assert challenger["champion_val_roc_auc"] > challenger["validation"]["roc_auc"]
+    assert int(challenger["version"]) == int(champion["version"]) + 1  # registered all the same
+
+
+def test_force_moves_the_alias(server_runs, mlflow_server: str) -> None:
+    forced = server_runs["forced"]
+    assert forced["alias_moved"] is True
+    assert (
+        client(mlflow_server).get_model_version_by_alias(NAME, "production").version
+        == (forced["version"])
+    )
+
+
+def test_registered_model_loads_over_http_with_the_skinny_loader(
+    server_runs,
+    mlflow_server: str,
+    encounters,
+) -> None:
+    """What the api does: models:/name@alias over HTTP into a ReadmissionModel."""
+    import mlflow
+
+    from readmit_core.data import to_records
+    from readmit_core.pyfunc import load_readmission_model
+
+    mlflow.set_tracking_uri(mlflow_server)
+    model = load_readmission_model(f"models:/{NAME}@production")
+    risk = model.predict_records(to_records(encounters.head(5)))
+    assert risk.shape == (5,)
+    assert ((risk > 0) & (risk < 1)).all()
+    assert model.threshold == pytest.approx(server_runs["forced"]["threshold"])
+
+
+def test_cli_rejects_bad_options(data_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bin_ = Path(sys.executable).parent / "readmit-train"
+    out = subprocess.run([str(bin_), "--data", str(data_path)], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"}, check=False)  # fmt: skip
+    assert out.returncode == 2
+    assert "no tracking URI" in out.stderr
+    out = subprocess.run([str(bin_), "--tracking-uri", "sqlite:///x.db", "--candidates", "svm"],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert out.returncode == 2
+    assert "unknown candidates: svm" in out.stderr
