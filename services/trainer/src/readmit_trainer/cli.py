@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from readmit_core.data import load_encounters, patient_split, schema_violations
+from readmit_core.data import DataError, load_encounters, patient_split, schema_violations
 from readmit_core.features import FEATURE_NAMES, encode_frame
 from readmit_core.model import ReadmissionModel
 from readmit_core.schema import FIELD_NAMES, PATIENT_ID_COLUMN, SCHEMA_VERSION
-from readmit_trainer.candidates import CANDIDATES, Fitted, _progress
+from readmit_trainer.candidates import CANDIDATES, Fitted
 from readmit_trainer.evaluation import max_f1_threshold, metrics, model_card, plots
+from readmit_trainer.progress import progress
 
 PARTS = ("train", "validation", "test")
 
@@ -71,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
-    _progress("loading the data set")
+    progress("loading the data set")
     frame = load_encounters(args.data)
     bad = schema_violations(frame)
     if bad:
@@ -82,15 +83,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     X, y = encode_frame(frame), frame["target"].to_numpy()
     sets = {name: (X[part == i], y[part == i]) for i, name in enumerate(PARTS)}
     (Xt, yt), (Xv, yv), (Xs, ys) = sets.values()
-    _progress(f"{len(frame)} encounters, {frame[PATIENT_ID_COLUMN].nunique()} patients; "
+    progress(f"{len(frame)} encounters, {frame[PATIENT_ID_COLUMN].nunique()} patients; "
               f"train {len(yt)} / validation {len(yv)} / test {len(ys)}")  # fmt: skip
 
     fitted: list[Fitted] = []
     for name in args.candidates.split(","):
-        _progress(f"training {name}")
+        progress(f"training {name}")
         fitted.append(CANDIDATES[name](Xt, yt, Xv, yv, args.seed))
     best = max(fitted, key=lambda f: f.val_roc_auc)
-    _progress(f"selected {best.algorithm} (validation ROC AUC {best.val_roc_auc:.4f})")
+    progress(f"selected {best.algorithm} (validation ROC AUC {best.val_roc_auc:.4f})")
 
     model = ReadmissionModel(best.estimator, threshold=0.5, algorithm=best.algorithm)
     val_risk = model.predict_proba(Xv)
@@ -126,7 +127,7 @@ def register(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]
     client = MlflowClient()
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        _progress(f"logging run {run.info.run_id} to {args.tracking_uri}")
+        progress(f"logging run {run.info.run_id} to {args.tracking_uri}")
         mlflow.log_params({"algorithm": summary["algorithm"], "sample": args.sample,
                            "seed": args.seed, "rows": summary["rows"],
                            "schema_version": SCHEMA_VERSION, "features": len(FEATURE_NAMES),
@@ -143,7 +144,7 @@ def register(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]
         files = [out / "model_card.md", out / "summary.json",
                  *plots(ys, test_risk, out, f"test set, {summary['algorithm']}")]  # fmt: skip
         example = result["frame"][list(FIELD_NAMES)].head(2)
-        _progress("registering the model")
+        progress("registering the model")
         version = registry.log_and_register(model, args.model_name, example, files)
 
     champion = registry.champion_version(client, args.model_name, args.alias)
@@ -168,7 +169,7 @@ def register(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]
     else:
         scored = "unscorable" if champion_auc is None else f"{champion_auc:.4f}"
         reason = f"challenger {challenger_auc:.4f} vs champion v{champion} {scored}"
-    _progress(f"version {version}: alias '{args.alias}' {'moved' if move else 'kept'} ({reason})")
+    progress(f"version {version}: alias '{args.alias}' {'moved' if move else 'kept'} ({reason})")
     return {
         "model_name": args.model_name,
         "version": version,
@@ -187,7 +188,11 @@ def register(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     np.random.seed(args.seed)
-    result = register(args, train(args))
+    try:
+        trained = train(args)
+    except DataError as exc:
+        sys.exit(f"readmit-train: {exc}")
+    result = register(args, trained)
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
 

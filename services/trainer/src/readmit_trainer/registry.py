@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from readmit_core.model import ReadmissionModel
 from readmit_core.pyfunc import load_readmission_model
 from readmit_core.schema import FIELDS, Kind
+from readmit_trainer.progress import progress
 
 EXPERIMENT = "diabetes-readmission"
 # What a serving environment needs besides the readmit-core package itself.
@@ -88,6 +88,6 @@ def champion_val_auc(
     try:
         champion = load_readmission_model(f"models:/{model_name}/{version_}")
     except Exception as exc:  # any failure to load means "cannot compare", reported below
-        print(f"[readmit-train] cannot score version {version_}: {exc}", file=sys.stderr)
+        progress(f"cannot score version {version_}: {exc}")
         return None
     return float(roc_auc_score(yv, champion.predict_proba(Xv)))
