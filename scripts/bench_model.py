@@ -22,19 +22,25 @@ def main() -> None:
         started = time.monotonic()
         out = subprocess.run(
             [str(BIN / "readmit-train"), "--tracking-uri", f"sqlite:///{tmp}/mlflow.db"],
-            stdout=subprocess.PIPE, text=True, check=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
         seconds = time.monotonic() - started
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"\nfull-data training: {seconds:.0f} s, algorithm {result['algorithm']}, "
-          f"threshold {result['threshold']:.4f}")  # fmt: skip
+    print(
+        f"\nfull-data training: {seconds:.0f} s, algorithm {result['algorithm']}, "
+        f"threshold {result['threshold']:.4f}"
+    )
     print(f"{'metric':<10}{'validation':>12}{'test':>10}{'gate (test)':>14}")
     missed = []
     for metric, (op, bound) in GATES.items():
         val, test = result["validation"][metric], result["test"][metric]
         ok = test >= bound if op == ">=" else test <= bound
-        print(f"{metric:<10}{val:>12.4f}{test:>10.4f}{op + ' ' + str(bound):>12}  "
-              f"{'ok' if ok else 'MISSED'}")  # fmt: skip
+        print(
+            f"{metric:<10}{val:>12.4f}{test:>10.4f}{op + ' ' + str(bound):>12}  "
+            f"{'ok' if ok else 'MISSED'}"
+        )
         if not ok:
             missed.append(metric)
     if missed:

@@ -42,11 +42,20 @@ class Service:
         data = STATE / "mlflow"
         data.mkdir(parents=True, exist_ok=True)
         return [
-            str(BIN / "mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
-            "--artifacts-destination", str(data / "artifacts"), "--serve-artifacts",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-        ]  # fmt: skip
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{data / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(data / "artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
 
 
 def services() -> list[Service]:
@@ -80,16 +89,21 @@ def start(svc: Service) -> None:
         print(f"{svc.name}: already running (pid {pid_of(svc)})")
     else:
         if port_taken(svc.port):
-            sys.exit(f"{svc.name}: port {svc.port} is taken by another process; free it or set "
-                     f"{svc.name.upper()}_PORT to another port")  # fmt: skip
+            sys.exit(
+                f"{svc.name}: port {svc.port} is taken by another process; free it or set "
+                f"{svc.name.upper()}_PORT to another port"
+            )
         RUN.mkdir(parents=True, exist_ok=True)
         LOGS.mkdir(parents=True, exist_ok=True)
         log = (LOGS / f"{svc.name}.log").open("ab")
         proc = subprocess.Popen(
-            svc.command(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            svc.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
             start_new_session=True,  # its own process group: down stops its children too
             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        )  # fmt: skip
+        )
         (RUN / f"{svc.name}.pid").write_text(str(proc.pid))
         print(f"{svc.name}: started (pid {proc.pid}), log {LOGS / (svc.name + '.log')}")
     deadline = time.monotonic() + svc.ready_timeout_s
@@ -113,10 +127,17 @@ def ensure_model(tracking_uri: str) -> None:
         pass
     print(f"model: no {MODEL_NAME}@{MODEL_ALIAS} yet; training on the full data set (~1 min)")
     subprocess.run(
-        [str(BIN / "readmit-train"), "--tracking-uri", tracking_uri, "--model-name", MODEL_NAME,
-         "--alias", MODEL_ALIAS],
+        [
+            str(BIN / "readmit-train"),
+            "--tracking-uri",
+            tracking_uri,
+            "--model-name",
+            MODEL_NAME,
+            "--alias",
+            MODEL_ALIAS,
+        ],
         check=True,
-    )  # fmt: skip
+    )
 
 
 def up() -> None:

@@ -22,12 +22,25 @@ from readmit_core.models import Encounter, encounter_record
 
 @pytest.mark.parametrize(
     ("code", "group"),
-    [("428", "circulatory"), ("785", "circulatory"), ("486", "respiratory"),
-     ("786", "respiratory"), ("562", "digestive"), ("250.83", "diabetes"), ("250", "diabetes"),
-     ("996", "injury"), ("715", "musculoskeletal"), ("599", "genitourinary"),
-     ("788", "genitourinary"), ("174", "neoplasms"), ("276", "other"), ("V57", "other"),
-     ("E909", "other"), ("8", "other")],
-)  # fmt: skip
+    [
+        ("428", "circulatory"),
+        ("785", "circulatory"),
+        ("486", "respiratory"),
+        ("786", "respiratory"),
+        ("562", "digestive"),
+        ("250.83", "diabetes"),
+        ("250", "diabetes"),
+        ("996", "injury"),
+        ("715", "musculoskeletal"),
+        ("599", "genitourinary"),
+        ("788", "genitourinary"),
+        ("174", "neoplasms"),
+        ("276", "other"),
+        ("V57", "other"),
+        ("E909", "other"),
+        ("8", "other"),
+    ],
+)
 def test_diagnosis_groups_of_strack_et_al(code: str, group: str) -> None:
     assert DIAGNOSIS_GROUPS[int(icd9_features(code)[1])] == group
 
@@ -55,8 +68,11 @@ def test_missing_values_encode_as_nan_not_as_a_category(encounters) -> None:
     assert math.isnan(row["race"])
     assert math.isnan(row["diag_2_value"])
     assert math.isnan(row["diag_2_group"])
-    assert all(not math.isnan(row[c]) for c in CATEGORICAL_FEATURES if c not in
-               ("race", "diag_2_group", "medical_specialty"))  # fmt: skip
+    assert all(
+        not math.isnan(row[c])
+        for c in CATEGORICAL_FEATURES
+        if c not in ("race", "diag_2_group", "medical_specialty")
+    )
 
 
 def test_registered_model_fast_path_equals_pyfunc_pandas_path(

@@ -36,11 +36,28 @@ def server_runs(mlflow_server: str, data_path: Path) -> dict[str, dict[str, Any]
     """Champion on 8,000 encounters, then a 1,000-encounter challenger, then the same forced."""
     return {
         "champion": run_trainer(data_path, mlflow_server, "--sample", "8000", "--seed", "1"),
-        "challenger": run_trainer(data_path, mlflow_server, "--sample", "1000", "--seed", "2",
-                                  "--candidates", "logistic_regression"),
-        "forced": run_trainer(data_path, mlflow_server, "--sample", "1000", "--seed", "2",
-                              "--candidates", "logistic_regression", "--force"),
-    }  # fmt: skip
+        "challenger": run_trainer(
+            data_path,
+            mlflow_server,
+            "--sample",
+            "1000",
+            "--seed",
+            "2",
+            "--candidates",
+            "logistic_regression",
+        ),
+        "forced": run_trainer(
+            data_path,
+            mlflow_server,
+            "--sample",
+            "1000",
+            "--seed",
+            "2",
+            "--candidates",
+            "logistic_regression",
+            "--force",
+        ),
+    }
 
 
 def client(uri: str):
@@ -114,11 +131,20 @@ def test_cli_rejects_bad_options(data_path: Path) -> None:
     import sys
 
     bin_ = Path(sys.executable).parent / "readmit-train"
-    out = subprocess.run([str(bin_), "--data", str(data_path)], capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin"}, check=False)  # fmt: skip
+    out = subprocess.run(
+        [str(bin_), "--data", str(data_path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
     assert out.returncode == 2
     assert "no tracking URI" in out.stderr
-    out = subprocess.run([str(bin_), "--tracking-uri", "sqlite:///x.db", "--candidates", "svm"],
-                         capture_output=True, text=True, check=False)  # fmt: skip
+    out = subprocess.run(
+        [str(bin_), "--tracking-uri", "sqlite:///x.db", "--candidates", "svm"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 2
     assert "unknown candidates: svm" in out.stderr

@@ -21,8 +21,9 @@ class Fitted:
     val_roc_auc: float
 
 
-def logistic_regression(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray,
-                        seed: int) -> Fitted:  # fmt: skip
+def logistic_regression(
+    X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, seed: int
+) -> Fitted:
     """One-hot categories + scaled numbers -> L2 logistic regression; C picked on validation."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -36,16 +37,25 @@ def logistic_regression(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.nda
     best: Fitted | None = None
     for c in (0.01, 0.1, 1.0):
         model = make_pipeline(
-            ColumnTransformer([
-                ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-                 numeric),
-                ("cat", make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value=-1.0),
-                    OneHotEncoder(categories=categories, handle_unknown="ignore"),
-                ), list(CATEGORICAL_INDICES)),
-            ]),
+            ColumnTransformer(
+                [
+                    (
+                        "num",
+                        make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                        numeric,
+                    ),
+                    (
+                        "cat",
+                        make_pipeline(
+                            SimpleImputer(strategy="constant", fill_value=-1.0),
+                            OneHotEncoder(categories=categories, handle_unknown="ignore"),
+                        ),
+                        list(CATEGORICAL_INDICES),
+                    ),
+                ]
+            ),
             LogisticRegression(C=c, max_iter=2000, random_state=seed),
-        )  # fmt: skip
+        )
         model.fit(X, y)
         auc = float(roc_auc_score(yv, model.predict_proba(Xv)[:, 1]))
         progress(f"logistic regression C={c}: validation ROC AUC {auc:.4f}")
@@ -58,12 +68,27 @@ def logistic_regression(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.nda
 # Settings measured on the full data over four patient-grouped splits (mean test ROC AUC 0.669 and
 # 0.671): regularised trees and smoothed categorical splits (medical specialty has 72 levels).
 LIGHTGBM_GRID: tuple[dict[str, Any], ...] = (
-    {"learning_rate": 0.03, "num_leaves": 15, "min_child_samples": 100, "colsample_bytree": 0.5,
-     "reg_lambda": 5.0, "cat_smooth": 50.0, "min_data_per_group": 200},
-    {"learning_rate": 0.02, "num_leaves": 63, "max_depth": 6, "min_child_samples": 500,
-     "colsample_bytree": 0.4, "reg_lambda": 20.0, "cat_smooth": 100.0, "min_data_per_group": 500,
-     "path_smooth": 50.0},
-)  # fmt: skip
+    {
+        "learning_rate": 0.03,
+        "num_leaves": 15,
+        "min_child_samples": 100,
+        "colsample_bytree": 0.5,
+        "reg_lambda": 5.0,
+        "cat_smooth": 50.0,
+        "min_data_per_group": 200,
+    },
+    {
+        "learning_rate": 0.02,
+        "num_leaves": 63,
+        "max_depth": 6,
+        "min_child_samples": 500,
+        "colsample_bytree": 0.4,
+        "reg_lambda": 20.0,
+        "cat_smooth": 100.0,
+        "min_data_per_group": 500,
+        "path_smooth": 50.0,
+    },
+)
 
 
 def lightgbm(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, seed: int) -> Fitted:
@@ -78,16 +103,24 @@ def lightgbm(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, seed:
         p["min_child_samples"] = max(5, int(p["min_child_samples"] * scale))
         p["min_data_per_group"] = max(5, int(p["min_data_per_group"] * scale))
         model = lgb.LGBMClassifier(
-            n_estimators=5000, random_state=seed, n_jobs=2, deterministic=True,
-            force_col_wise=True, verbose=-1, **p,
-        )  # fmt: skip
+            n_estimators=5000,
+            random_state=seed,
+            n_jobs=2,
+            deterministic=True,
+            force_col_wise=True,
+            verbose=-1,
+            **p,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # eval_set's deprecation notice in lightgbm 4.7
             model.fit(
-                X, y, eval_set=[(Xv, yv)], eval_metric="auc",
+                X,
+                y,
+                eval_set=[(Xv, yv)],
+                eval_metric="auc",
                 categorical_feature=list(CATEGORICAL_INDICES),
                 callbacks=[lgb.early_stopping(200, verbose=False)],
-            )  # fmt: skip
+            )
         auc = float(roc_auc_score(yv, model.predict_proba(Xv)[:, 1]))
         p["n_estimators"] = int(model.best_iteration_ or model.n_estimators)
         progress(f"lightgbm {p}: validation ROC AUC {auc:.4f}")

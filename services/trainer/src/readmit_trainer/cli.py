@@ -83,8 +83,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     X, y = encode_frame(frame), frame["target"].to_numpy()
     sets = {name: (X[part == i], y[part == i]) for i, name in enumerate(PARTS)}
     (Xt, yt), (Xv, yv), (Xs, ys) = sets.values()
-    progress(f"{len(frame)} encounters, {frame[PATIENT_ID_COLUMN].nunique()} patients; "
-              f"train {len(yt)} / validation {len(yv)} / test {len(ys)}")  # fmt: skip
+    progress(
+        f"{len(frame)} encounters, {frame[PATIENT_ID_COLUMN].nunique()} patients; "
+        f"train {len(yt)} / validation {len(yv)} / test {len(ys)}"
+    )
 
     fitted: list[Fitted] = []
     for name in args.candidates.split(","):
@@ -112,8 +114,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "test": test,
     }
     model.info = {k: summary[k] for k in ("params", "split", "validation", "test", "rows")}
-    return {"summary": summary, "model": model, "frame": frame, "val": (Xv, yv),
-            "test_risk": (ys, test_risk)}  # fmt: skip
+    return {
+        "summary": summary,
+        "model": model,
+        "frame": frame,
+        "val": (Xv, yv),
+        "test_risk": (ys, test_risk),
+    }
 
 
 def register(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
@@ -128,21 +135,32 @@ def register(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         progress(f"logging run {run.info.run_id} to {args.tracking_uri}")
-        mlflow.log_params({"algorithm": summary["algorithm"], "sample": args.sample,
-                           "seed": args.seed, "rows": summary["rows"],
-                           "schema_version": SCHEMA_VERSION, "features": len(FEATURE_NAMES),
-                           **{f"param_{k}": v for k, v in summary["params"].items()},
-                           **{f"n_{k}": v for k, v in summary["split"].items()}})  # fmt: skip
+        mlflow.log_params(
+            {
+                "algorithm": summary["algorithm"],
+                "sample": args.sample,
+                "seed": args.seed,
+                "rows": summary["rows"],
+                "schema_version": SCHEMA_VERSION,
+                "features": len(FEATURE_NAMES),
+                **{f"param_{k}": v for k, v in summary["params"].items()},
+                **{f"n_{k}": v for k, v in summary["split"].items()},
+            }
+        )
         mlflow.log_metrics({f"val_{k}": v for k, v in summary["validation"].items()})
         mlflow.log_metrics({f"test_{k}": v for k, v in summary["test"].items()})
-        mlflow.log_metrics({f"candidate_{k}_val_roc_auc": v
-                            for k, v in summary["candidates"].items()})  # fmt: skip
+        mlflow.log_metrics(
+            {f"candidate_{k}_val_roc_auc": v for k, v in summary["candidates"].items()}
+        )
         mlflow.log_metric("threshold", model.threshold)
         (out / "model_card.md").write_text(model_card(summary))
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         ys, test_risk = result["test_risk"]
-        files = [out / "model_card.md", out / "summary.json",
-                 *plots(ys, test_risk, out, f"test set, {summary['algorithm']}")]  # fmt: skip
+        files = [
+            out / "model_card.md",
+            out / "summary.json",
+            *plots(ys, test_risk, out, f"test set, {summary['algorithm']}"),
+        ]
         example = result["frame"][list(FIELD_NAMES)].head(2)
         progress("registering the model")
         version = registry.log_and_register(model, args.model_name, example, files)

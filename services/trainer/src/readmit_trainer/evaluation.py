@@ -65,8 +65,9 @@ def plots(y: np.ndarray, risk: np.ndarray, out: Path, title: str) -> list[Path]:
     ax.plot(predicted, observed, "o-", label="model")
     top = float(max(predicted.max(), observed.max()))
     ax.plot([0, top], [0, top], "--", color="grey", label="perfect")
-    ax.set(xlabel="Predicted risk", ylabel="Observed readmission rate",
-           title=f"Calibration — {title}")  # fmt: skip
+    ax.set(
+        xlabel="Predicted risk", ylabel="Observed readmission rate", title=f"Calibration — {title}"
+    )
     ax.legend(loc="upper left")
     cal_path = out / "calibration.png"
     fig.savefig(cal_path, dpi=100, bbox_inches="tight")
@@ -78,9 +79,17 @@ def model_card(summary: dict[str, Any]) -> str:
     v, t = summary["validation"], summary["test"]
     rows = "\n".join(
         f"| {k} | {v[k]:.4f} | {t[k]:.4f} |"
-        for k in ("roc_auc", "pr_auc", "brier", "log_loss", "precision_at_threshold",
-                  "recall_at_threshold", "flagged_share", "positive_rate")
-    )  # fmt: skip
+        for k in (
+            "roc_auc",
+            "pr_auc",
+            "brier",
+            "log_loss",
+            "precision_at_threshold",
+            "recall_at_threshold",
+            "flagged_share",
+            "positive_rate",
+        )
+    )
     return f"""# Model card — {summary["model_name"]}
 
 **Predicts** the probability that a diabetic patient is readmitted within 30 days of discharge,

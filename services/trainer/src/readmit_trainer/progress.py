@@ -9,5 +9,8 @@ _STARTED = time.monotonic()
 
 
 def progress(message: str) -> None:
-    print(f"[readmit-train {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr,
-          flush=True)  # fmt: skip
+    print(
+        f"[readmit-train {time.monotonic() - _STARTED:6.1f}s] {message}",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -51,8 +51,9 @@ def set_tracking(uri: str) -> None:
     mlflow.set_experiment(EXPERIMENT)
 
 
-def log_and_register(model: ReadmissionModel, model_name: str, example: pd.DataFrame,
-                     artifacts: list[Path]) -> str:  # fmt: skip
+def log_and_register(
+    model: ReadmissionModel, model_name: str, example: pd.DataFrame, artifacts: list[Path]
+) -> str:
     """Log the model to the active run and register it; returns the new version."""
     from readmit_core.pyfunc import ReadmissionPyfunc
 
@@ -65,9 +66,12 @@ def log_and_register(model: ReadmissionModel, model_name: str, example: pd.DataF
         input_example=example,
         registered_model_name=model_name,
         pip_requirements=[f"{p}=={version(p)}" for p in SERVING_REQUIREMENTS],
-        metadata={"threshold": model.threshold, "algorithm": model.algorithm,
-                  "schema_version": model.schema_version},
-    )  # fmt: skip
+        metadata={
+            "threshold": model.threshold,
+            "algorithm": model.algorithm,
+            "schema_version": model.schema_version,
+        },
+    )
     return str(info.registered_model_version)
 
 

@@ -1,0 +1,1 @@
+"""Inference api: strictly validated /predict served from the MLflow model registry."""

@@ -1,0 +1,79 @@
+"""The FastAPI application: wiring only (settings, model store, predictor, middleware, routes)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from readmit_api import schemas
+from readmit_api.errors import ApiError
+from readmit_api.middleware import RequestGuard
+from readmit_api.model_store import ModelStore
+from readmit_api.prediction import Predictor
+from readmit_api.routes import router
+from readmit_api.settings import Settings
+from readmit_core.models import Encounter
+
+# The loader retries with its own backoff; MLflow's HTTP client must fail fast, not retry for
+# minutes inside one attempt.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = ModelStore(settings)
+        app.state.store = store
+        app.state.predictor = Predictor(store, settings.max_batch, settings.high_risk_band)
+        store.start()
+        try:
+            yield
+        finally:
+            store.stop()
+            app.state.predictor.close()
+
+    app = FastAPI(
+        title="readmit inference api",
+        version="0.1.0",
+        description="30-day readmission risk of diabetic patients, from the model registered in "
+        "MLflow under an alias. Every error is JSON; no request content is ever logged.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.input_schema = Encounter.model_json_schema(by_alias=True)
+    app.include_router(router)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        post_routes=frozenset({"/predict", "/predict/batch"}),
+    )
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        return exc.response()
+
+    original_openapi = app.openapi
+
+    def openapi() -> dict:  # type: ignore[type-arg]
+        """Add the request bodies parsed by hand (Encounter, BatchRequest) to the components."""
+        if app.openapi_schema is None:
+            spec = original_openapi()
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            for model in (Encounter, schemas.BatchRequest):
+                defs = model.model_json_schema(
+                    by_alias=True, ref_template="#/components/schemas/{model}"
+                )
+                components.update(defs.pop("$defs", {}))
+                components[model.__name__] = defs
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

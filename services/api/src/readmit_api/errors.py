@@ -1,0 +1,60 @@
+"""Every error is JSON, says what was wrong, and never echoes a field's value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from readmit_core.schema import FIELDS_BY_NAME
+
+JSON = "application/json"
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.headers, self.errors = status, detail, headers, errors
+
+    def response(self) -> Response:
+        body: dict[str, Any] = {"detail": self.detail}
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return json_response(body, self.status, self.headers)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type=JSON)
+
+
+def invalid_body(exc: ValidationError) -> ApiError:
+    """400 for JSON that does not parse; otherwise 422 listing every invalid field."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return ApiError(400, "malformed JSON: the request body does not parse")
+    problems = [_field_error(e) for e in errors]
+    detail = f"{len(problems)} invalid field{'s' if len(problems) != 1 else ''}"
+    return ApiError(422, detail, errors=problems)
+
+
+def _field_error(error: Any) -> dict[str, Any]:
+    loc = [p for p in error["loc"] if p != "encounters"]
+    index = next((p for p in loc if isinstance(p, int)), None)
+    name = ".".join(str(p) for p in loc if not isinstance(p, int)) or "body"
+    field = FIELDS_BY_NAME.get(name)
+    allowed = list(field.choices) if field is not None and field.choices else None
+    return {
+        "field": name,
+        "index": index,
+        "message": error["msg"],
+        "type": error["type"],
+        "allowed": allowed,
+    }

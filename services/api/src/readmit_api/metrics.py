@@ -1,0 +1,50 @@
+"""Prometheus metrics. Dashboards and alerts are built on these names: keep them stable."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Latency buckets for a ~1 ms service, up to the multi-second tail of an overloaded one.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+HTTP_REQUESTS = Counter(
+    "readmit_http_requests_total",
+    "HTTP requests by route template and status",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "readmit_http_request_duration_seconds",
+    "HTTP request duration by route template",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge("readmit_requests_in_flight", "HTTP requests being served")
+INFERENCE_DURATION = Histogram(
+    "readmit_inference_duration_seconds",
+    "Model call duration (one micro-batch)",
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "readmit_batch_size",
+    "Encounters per model call (micro-batches and /predict/batch)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000),
+)
+PREDICTIONS = Counter(
+    "readmit_predictions_total",
+    "Predictions by outcome (flagged at the model's threshold)",
+    ["outcome"],
+)
+PREDICTION_RISK = Histogram(
+    "readmit_prediction_risk",
+    "Predicted readmission risk (for drift)",
+    buckets=(0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0),
+)
+MODEL_INFO = Gauge("readmit_model_info", "The model being served (1)", ["name", "version", "alias"])
+MODEL_LOADED = Gauge("readmit_model_loaded", "1 when a model is loaded and serving")
+MODEL_LOAD_FAILURES = Counter("readmit_model_load_failures_total", "Failed model loads")
+MODEL_LAST_LOAD = Gauge(
+    "readmit_model_last_load_timestamp_seconds", "Unix time of the last successful model load"
+)
+
+for outcome in ("readmitted_within_30_days", "not_readmitted_within_30_days"):
+    PREDICTIONS.labels(outcome)  # present (at 0) before the first prediction

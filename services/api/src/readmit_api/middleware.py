@@ -1,0 +1,74 @@
+"""One pure-ASGI layer for every request: metrics, in-flight count, content type and body size."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from readmit_api import metrics
+from readmit_api.errors import ApiError
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, post_routes: frozenset[str]) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.post_routes = post_routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        method = scope["method"]
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics.IN_FLIGHT.inc()
+        try:
+            rejected = self._reject(scope) if method == "POST" else None
+            if rejected is not None:
+                await rejected.response()(scope, receive, send_status)
+            else:
+                limited = self._limit(receive) if method == "POST" else receive
+                await self.app(scope, limited, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or (
+                scope["path"] if scope["path"] in self.post_routes else "unmatched"
+            )
+            metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            metrics.HTTP_DURATION.labels(method, template).observe(time.perf_counter() - started)
+            metrics.IN_FLIGHT.dec()
+
+    def _reject(self, scope: Scope) -> ApiError | None:
+        headers = dict(scope["headers"])
+        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if ctype != b"application/json":
+            return ApiError(415, "unsupported content type: send application/json")
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return ApiError(413, f"request body over {self.max_body_bytes} bytes")
+        return None
+
+    def _limit(self, receive: Receive) -> Receive:
+        """Count streamed (chunked) bodies too: past the limit, reading the body raises 413."""
+        seen = 0
+
+        async def limited() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise ApiError(413, f"request body over {self.max_body_bytes} bytes")
+            return message
+
+        return limited

@@ -1,0 +1,138 @@
+"""The model being served, loaded in the background and swapped atomically on a new version.
+
+The first load retries with exponential backoff, so a registry that is down at start never
+crash-loops the pod (``/ready`` says why, ``/health`` stays up). Afterwards the alias is polled;
+when it points to a new version, that version is loaded beside the old one and swapped in with one
+reference assignment. A failed load keeps the old model, is counted and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from readmit_api import metrics
+from readmit_api.settings import Settings
+from readmit_core.model import ReadmissionModel
+
+log = logging.getLogger("readmit.model")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: ReadmissionModel
+    name: str
+    version: str
+    alias: str | None
+    run_id: str | None
+    source: str
+    loaded_at: datetime
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.run_id,
+            "source": self.source,
+            "algorithm": self.model.algorithm,
+            "threshold": self.model.threshold,
+            "schema_version": self.model.schema_version,
+            "loaded_at": self.loaded_at.isoformat(),
+            "training": self.model.info,
+        }
+
+
+class ModelStore:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.current: LoadedModel | None = None
+        self.not_ready_reason = "the model is still loading"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            if self.refresh():
+                break
+            self._stop.wait(delay)
+            delay = min(delay * 2, self.settings.load_retry_max_s)
+        interval = self.settings.reload_interval_s
+        if interval <= 0 or self.settings.model_uri:
+            return
+        while not self._stop.wait(interval):
+            self.refresh()
+
+    def refresh(self) -> bool:
+        """Load the alias's version if it is not the one served; False when that failed."""
+        try:
+            self._load()
+        except Exception as exc:  # any failure: keep serving what we have, count it, say why
+            metrics.MODEL_LOAD_FAILURES.inc()
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("model load failed", extra={"reason": reason})
+            if self.current is None:
+                self.not_ready_reason = f"no model loaded: {reason}"
+            return False
+        return True
+
+    def _load(self) -> None:
+        s = self.settings
+        if s.model_uri:
+            if self.current is not None:
+                return
+            source, version, alias, run_id = s.model_uri, "local", None, None
+        else:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(
+                tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri
+            )
+            mv = client.get_model_version_by_alias(s.model_name, s.model_alias)
+            if self.current is not None and self.current.version == str(mv.version):
+                return
+            source = f"models:/{s.model_name}/{mv.version}"
+            version, alias, run_id = str(mv.version), s.model_alias, mv.run_id
+        started = time.monotonic()
+        model = _load_model(source, s.mlflow_tracking_uri)
+        loaded = LoadedModel(model, s.model_name, version, alias, run_id, source, datetime.now(UTC))
+        previous, self.current = self.current, loaded  # the atomic swap
+        metrics.MODEL_INFO.clear()
+        metrics.MODEL_INFO.labels(loaded.name, loaded.version, alias or "").set(1)
+        metrics.MODEL_LOADED.set(1)
+        metrics.MODEL_LAST_LOAD.set(time.time())
+        log.info(
+            "model loaded",
+            extra={
+                "model": loaded.name,
+                "version": version,
+                "source": source,
+                "previous_version": previous.version if previous else None,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+
+
+def _load_model(source: str, tracking_uri: str | None) -> ReadmissionModel:
+    import mlflow
+
+    from readmit_core.pyfunc import load_readmission_model
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    return load_readmission_model(source)

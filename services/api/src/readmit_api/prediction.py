@@ -1,0 +1,84 @@
+"""From a request body to the response: validate, encode, score (micro-batched), describe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from readmit_api import metrics
+from readmit_api.batcher import MicroBatcher
+from readmit_api.errors import ApiError, invalid_body
+from readmit_api.model_store import LoadedModel, ModelStore
+from readmit_api.schemas import BatchRequest
+from readmit_core.features import encode_records
+from readmit_core.models import Encounter, encounter_record
+
+RETRY_AFTER_S = "5"
+
+
+class Predictor:
+    def __init__(self, store: ModelStore, max_batch: int, high_risk: float) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.high_risk = high_risk
+        self.batcher = MicroBatcher(self._score)
+
+    def _score(self, rows: np.ndarray) -> tuple[np.ndarray, LoadedModel]:
+        loaded = self.store.current  # one model for the whole micro-batch, even mid-swap
+        if loaded is None:
+            raise ApiError(503, self.store.not_ready_reason, {"Retry-After": RETRY_AFTER_S})
+        return loaded.model.predict_proba(rows), loaded
+
+    def require_model(self) -> LoadedModel:
+        loaded = self.store.current
+        if loaded is None:
+            raise ApiError(503, self.store.not_ready_reason, {"Retry-After": RETRY_AFTER_S})
+        return loaded
+
+    async def one(self, body: bytes) -> dict[str, Any]:
+        self.require_model()
+        try:
+            record = encounter_record(Encounter.model_validate_json(body))
+        except ValidationError as exc:
+            raise invalid_body(exc) from None
+        risks, loaded = await self.batcher.predict(encode_records([record]))
+        assert isinstance(loaded, LoadedModel)
+        result = self._risk(float(risks[0]), loaded.model.threshold)
+        return {**result, "threshold": loaded.model.threshold, "model": _ref(loaded)}
+
+    async def many(self, body: bytes) -> dict[str, Any]:
+        self.require_model()
+        try:
+            request = BatchRequest.model_validate_json(body)
+        except ValidationError as exc:
+            raise invalid_body(exc) from None
+        n = len(request.encounters)
+        if n > self.max_batch:
+            raise ApiError(413, f"{n} encounters: a batch holds at most {self.max_batch}")
+        rows = encode_records([encounter_record(e) for e in request.encounters])
+        risks, loaded = await self.batcher.predict(rows)
+        assert isinstance(loaded, LoadedModel)
+        t = loaded.model.threshold
+        return {
+            "count": n,
+            "threshold": t,
+            "model": _ref(loaded),
+            "predictions": [self._risk(float(r), t) for r in risks],
+        }
+
+    def _risk(self, risk: float, threshold: float) -> dict[str, Any]:
+        flagged = risk >= threshold
+        band = "high" if risk >= max(self.high_risk, threshold) else "medium" if flagged else "low"
+        metrics.PREDICTION_RISK.observe(risk)
+        outcome = "readmitted_within_30_days" if flagged else "not_readmitted_within_30_days"
+        metrics.PREDICTIONS.labels(outcome).inc()
+        return {"readmission_risk": risk, "readmitted_within_30_days": flagged, "risk_band": band}
+
+    def close(self) -> None:
+        self.batcher.close()
+
+
+def _ref(loaded: LoadedModel) -> dict[str, Any]:
+    return {"name": loaded.name, "version": loaded.version, "alias": loaded.alias}

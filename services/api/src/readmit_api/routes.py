@@ -1,0 +1,105 @@
+"""HTTP routes: thin; the work is in prediction.py, model_store.py and friends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from readmit_api import schemas
+from readmit_api.auth import require_key
+from readmit_api.errors import json_response
+from readmit_core.models import Encounter
+
+router = APIRouter()
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.Problem, "description": "Malformed JSON"},
+    401: {
+        "model": schemas.Problem,
+        "description": "Missing or invalid API key (when keys are set)",
+    },
+    413: {"model": schemas.Problem, "description": "Body or batch too large"},
+    415: {"model": schemas.Problem, "description": "Content type is not application/json"},
+    422: {"model": schemas.ValidationProblem, "description": "Invalid encounter: field by field"},
+    503: {"model": schemas.Problem, "description": "No model loaded yet (see Retry-After)"},
+}
+
+
+def _body(model: type, example: Any) -> dict[str, Any]:
+    """OpenAPI request body for a route that parses its raw body itself (fast, strict JSON)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
+                    "example": example,
+                }
+            },
+        }
+    }
+
+
+@router.post(
+    "/predict",
+    response_model=schemas.Prediction,
+    responses=_ERRORS,
+    dependencies=[Depends(require_key)],
+    summary="Risk of readmission within 30 days",
+    openapi_extra=_body(Encounter, schemas.EXAMPLE_ENCOUNTER),
+)
+async def predict(request: Request) -> Response:
+    return json_response(await request.app.state.predictor.one(await request.body()))
+
+
+@router.post(
+    "/predict/batch",
+    response_model=schemas.BatchPrediction,
+    responses=_ERRORS,
+    dependencies=[Depends(require_key)],
+    summary="Risks for many encounters, in order",
+    openapi_extra=_body(schemas.BatchRequest, {"encounters": [schemas.EXAMPLE_ENCOUNTER] * 2}),
+)
+async def predict_batch(request: Request) -> Response:
+    return json_response(await request.app.state.predictor.many(await request.body()))
+
+
+@router.get("/health", response_model=schemas.Health, summary="Liveness: the process serves")
+async def health() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get(
+    "/ready",
+    response_model=schemas.Readiness,
+    summary="Readiness: a model is loaded",
+    responses={503: {"model": schemas.Readiness, "description": "No model loaded, and why"}},
+)
+async def ready(request: Request) -> Response:
+    store = request.app.state.store
+    loaded = store.current
+    if loaded is None:
+        return json_response(
+            {"status": "not ready", "reason": store.not_ready_reason}, 503, {"Retry-After": "5"}
+        )
+    model = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias}
+    return json_response({"status": "ready", "model": model})
+
+
+@router.get(
+    "/model",
+    dependencies=[Depends(require_key)],
+    summary="The served model and its input schema",
+    responses={401: _ERRORS[401], 503: _ERRORS[503]},
+)
+async def model(request: Request) -> Response:
+    loaded = request.app.state.predictor.require_model()
+    return json_response({**loaded.describe(), "input_schema": request.app.state.input_schema})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,90 @@
+"""Request and response bodies (the encounter itself comes from readmit_core)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from readmit_core.models import Encounter
+from readmit_core.schema import example_encounter
+
+RiskBand = Literal["low", "medium", "high"]
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    encounters: list[Encounter] = Field(  # type: ignore[valid-type]
+        min_length=1, description="Encounters to score; at most READMIT_MAX_BATCH (413 beyond)"
+    )
+
+
+class ModelRef(BaseModel):
+    name: str = Field(examples=["diabetes-readmission"])
+    version: str = Field(examples=["3"])
+    alias: str | None = Field(examples=["production"])
+
+
+class Risk(BaseModel):
+    readmission_risk: float = Field(
+        ge=0, le=1, examples=[0.23], description="probability of readmission within 30 days"
+    )
+    readmitted_within_30_days: bool = Field(
+        examples=[True], description="risk at or above the model's threshold"
+    )
+    risk_band: RiskBand = Field(
+        examples=["medium"],
+        description="low: below the threshold; medium: flagged; high: at or above the high-risk "
+        "cut-off (READMIT_HIGH_RISK_BAND)",
+    )
+
+
+class Prediction(Risk):
+    threshold: float = Field(examples=[0.144], description="the model's decision threshold")
+    model: ModelRef
+
+
+class BatchPrediction(BaseModel):
+    count: int = Field(examples=[2])
+    threshold: float = Field(examples=[0.144])
+    model: ModelRef
+    predictions: list[Risk] = Field(description="in the order of the request's encounters")
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["time_in_hospital"], description="which field")
+    index: int | None = Field(
+        None, examples=[None], description="which encounter of a batch (0-based)"
+    )
+    message: str = Field(examples=["Input should be less than or equal to 14"])
+    type: str = Field(examples=["less_than_equal"])
+    allowed: list[Any] | None = Field(None, description="the allowed values, for a category")
+
+
+class ValidationProblem(BaseModel):
+    detail: str = Field(examples=["1 invalid field"])
+    errors: list[FieldError]
+
+
+class Problem(BaseModel):
+    detail: str = Field(examples=["no model loaded yet"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    reason: str | None = None
+    model: ModelRef | None = None
+
+
+EXAMPLE_ENCOUNTER = example_encounter()
+EXAMPLE_PREDICTION = {
+    "readmission_risk": 0.231,
+    "readmitted_within_30_days": True,
+    "risk_band": "medium",
+    "threshold": 0.144,
+    "model": {"name": "diabetes-readmission", "version": "3", "alias": "production"},
+}
