@@ -9,17 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+from servers import API_BIN, ApiProcess, free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -34,36 +31,6 @@ def require(condition: bool, reason: str) -> None:
     if STRICT:
         pytest.fail(f"READMIT_STRICT=1: {reason}")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[Any] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout} s")
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +112,40 @@ def sqlite_registry(data_path: Path, tmp_path_factory: pytest.TempPathFactory) -
     uri = f"sqlite:///{db}"
     result = run_trainer(data_path, uri, "--sample", "6000", "--seed", "7")
     return {"uri": uri, "result": result}
+
+
+API_MODEL = "api-test"
+
+
+@pytest.fixture(scope="session")
+def api_model(mlflow_server: str, data_path: Path) -> dict[str, Any]:
+    """A model for the api tests, trained once and registered under its own name."""
+    return run_trainer(
+        data_path, mlflow_server, "--model-name", API_MODEL, "--sample", "5000",
+        "--candidates", "lightgbm", "--seed", "3",
+    )  # fmt: skip
+
+
+def start_api(log_path: Path, **env: str) -> ApiProcess:
+    require(API_BIN.exists(), f"{API_BIN} is missing: run `make install`")
+    return ApiProcess(log_path, **env)
+
+
+@pytest.fixture(scope="session")
+def api(mlflow_server: str, api_model: dict[str, Any],
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProcess]:  # fmt: skip
+    """The api serving ``api-test@production`` from the real MLflow server."""
+    proc = start_api(tmp_path_factory.mktemp("api") / "api.log",
+                     MLFLOW_TRACKING_URI=mlflow_server, READMIT_MODEL_NAME=API_MODEL)  # fmt: skip
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.close()
+
+
+@pytest.fixture(scope="session")
+def example() -> dict[str, Any]:
+    from readmit_core.schema import example_encounter
+
+    return example_encounter()

@@ -46,9 +46,10 @@ def invalid_body(exc: ValidationError) -> ApiError:
 
 
 def _field_error(error: Any) -> dict[str, Any]:
-    loc = [p for p in error["loc"] if p != "encounters"]
-    index = next((p for p in loc if isinstance(p, int)), None)
-    name = ".".join(str(p) for p in loc if not isinstance(p, int)) or "body"
+    loc, index = list(error["loc"]), None
+    if len(loc) >= 2 and loc[0] == "encounters" and isinstance(loc[1], int):
+        index, loc = loc[1], loc[2:]  # one encounter of a batch
+    name = ".".join(str(p) for p in loc) or "body"
     field = FIELDS_BY_NAME.get(name)
     allowed = list(field.choices) if field is not None and field.choices else None
     return {

@@ -1,0 +1,141 @@
+"""/predict, /predict/batch, /model, /metrics and /docs of a real api process."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from conftest import API_MODEL
+from servers import ApiProcess
+
+
+@pytest.fixture(scope="module")
+def records(encounters) -> list[dict[str, Any]]:
+    from readmit_core.data import to_records
+
+    return to_records(encounters.sample(300, random_state=5))
+
+
+@pytest.fixture(scope="module")
+def reference(api: ApiProcess, records: list[dict[str, Any]], mlflow_server: str):
+    """The registered model loaded in this process: what the api must reproduce."""
+    import mlflow
+
+    from readmit_core.pyfunc import load_readmission_model
+
+    mlflow.set_tracking_uri(mlflow_server)
+    return load_readmission_model(f"models:/{API_MODEL}@production")
+
+
+def test_predict_one(api: ApiProcess, example: dict[str, Any], api_model: dict[str, Any]) -> None:
+    r = requests.post(f"{api.url}/predict", json=example, timeout=10)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"readmission_risk", "readmitted_within_30_days", "risk_band",
+                         "threshold", "model"}  # fmt: skip
+    assert 0.0 < body["readmission_risk"] < 1.0
+    assert body["threshold"] == pytest.approx(api_model["threshold"])
+    assert body["readmitted_within_30_days"] == (body["readmission_risk"] >= body["threshold"])
+    assert body["model"] == {"name": API_MODEL, "version": api_model["version"],
+                             "alias": "production"}  # fmt: skip
+
+
+def test_risk_bands_follow_the_threshold(api: ApiProcess, records: list[dict[str, Any]]) -> None:
+    body = requests.post(
+        f"{api.url}/predict/batch", json={"encounters": records}, timeout=30
+    ).json()
+    t = body["threshold"]
+    for p in body["predictions"]:
+        risk = p["readmission_risk"]
+        expected = "high" if risk >= max(0.3, t) else "medium" if risk >= t else "low"
+        assert p["risk_band"] == expected
+    assert {p["risk_band"] for p in body["predictions"]} >= {"low", "medium"}
+
+
+def test_batch_keeps_order_and_equals_single_predictions(
+    api: ApiProcess, records: list[dict[str, Any]], reference
+) -> None:
+    batch = requests.post(f"{api.url}/predict/batch", json={"encounters": records}, timeout=30)
+    assert batch.status_code == 200, batch.text
+    body = batch.json()
+    assert body["count"] == len(records) == len(body["predictions"])
+    risks = np.array([p["readmission_risk"] for p in body["predictions"]])
+    np.testing.assert_allclose(risks, reference.predict_records(records), rtol=0, atol=1e-12)
+    singles = [requests.post(f"{api.url}/predict", json=r, timeout=10).json()["readmission_risk"]
+               for r in records[:20]]  # fmt: skip
+    np.testing.assert_allclose(singles, risks[:20], rtol=0, atol=1e-12)
+
+
+def test_concurrent_micro_batched_requests_equal_unbatched(
+    api: ApiProcess, records: list[dict[str, Any]], reference
+) -> None:
+    calls_before = api.metric("readmit_batch_size_count")
+
+    def post(record: dict[str, Any]) -> float:
+        r = requests.post(f"{api.url}/predict", json=record, timeout=30)
+        assert r.status_code == 200, r.text
+        return float(r.json()["readmission_risk"])
+
+    with ThreadPoolExecutor(32) as pool:
+        risks = list(pool.map(post, records))
+    np.testing.assert_allclose(risks, reference.predict_records(records), rtol=0, atol=1e-12)
+    model_calls = api.metric("readmit_batch_size_count") - calls_before
+    assert 0 < model_calls <= len(records)
+
+
+def test_model_endpoint_describes_the_served_model(
+    api: ApiProcess, api_model: dict[str, Any]
+) -> None:
+    body = requests.get(f"{api.url}/model", timeout=10).json()
+    assert body["name"] == API_MODEL
+    assert body["version"] == api_model["version"]
+    assert body["alias"] == "production"
+    assert body["run_id"] == api_model["run_id"]
+    assert body["threshold"] == pytest.approx(api_model["threshold"])
+    assert body["training"]["validation"]["roc_auc"] == pytest.approx(
+        api_model["validation"]["roc_auc"]
+    )
+    assert body["loaded_at"]
+    assert "time_in_hospital" in body["input_schema"]["properties"]
+
+
+def test_metrics_are_exported_and_move(api: ApiProcess, example: dict[str, Any]) -> None:
+    labels = {"method": "POST", "route": "/predict", "status": "200"}
+    before = api.metric("readmit_http_requests_total", **labels)
+    risk_before = api.metric("readmit_prediction_risk_count")
+    for _ in range(3):
+        requests.post(f"{api.url}/predict", json=example, timeout=10)
+    assert api.metric("readmit_http_requests_total", **labels) == before + 3
+    assert api.metric("readmit_prediction_risk_count") == risk_before + 3
+    text = requests.get(f"{api.url}/metrics", timeout=5).text
+    exported = (
+        "readmit_http_request_duration_seconds_bucket", "readmit_inference_duration_seconds",
+        "readmit_batch_size", "readmit_predictions_total", "readmit_model_info",
+        "readmit_model_loaded 1.0", "readmit_model_load_failures_total",
+        "readmit_model_last_load_timestamp_seconds", "readmit_requests_in_flight",
+    )  # fmt: skip
+    for name in exported:
+        assert name in text, name
+
+
+def test_route_labels_are_templates_not_raw_paths(api: ApiProcess) -> None:
+    for path in ("/no/such/path/1", "/no/such/path/2", "/predict/../x"):
+        requests.get(f"{api.url}{path}", timeout=5)
+    text = requests.get(f"{api.url}/metrics", timeout=5).text
+    assert "/no/such" not in text
+    assert 'route="unmatched"' in text
+
+
+def test_openapi_documents_every_body_with_examples(api: ApiProcess) -> None:
+    spec = requests.get(f"{api.url}/openapi.json", timeout=5).json()
+    assert requests.get(f"{api.url}/docs", timeout=5).status_code == 200
+    for path in ("/predict", "/predict/batch"):
+        op = spec["paths"][path]["post"]
+        assert op["requestBody"]["content"]["application/json"]["example"]
+        assert {"200", "400", "413", "415", "422", "503"} <= set(op["responses"])
+    components = spec["components"]["schemas"]
+    assert {"Encounter", "BatchRequest", "Prediction", "ValidationProblem"} <= set(components)
+    assert components["Encounter"]["additionalProperties"] is False
