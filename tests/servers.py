@@ -74,14 +74,14 @@ class ApiProcess:
     def wait_ready(self, timeout: float = 90) -> None:
         wait_http(f"{self.url}/ready", timeout, self.proc)
 
-    def metric(self, name: str, **labels: str) -> float:
+    def metric(self, metric: str, **labels: str) -> float:
         """The value of one sample on /metrics (0 when absent)."""
         want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         for line in requests.get(f"{self.url}/metrics", timeout=5).text.splitlines():
             if line.startswith("#"):
                 continue
             key, _, value = line.rpartition(" ")
-            if key == (f"{name}{{{want}}}" if want else name):
+            if key == (f"{metric}{{{want}}}" if want else metric):
                 return float(value)
         return 0.0
 

@@ -23,7 +23,8 @@ def post(api: ApiProcess, path: str, **kwargs: Any) -> requests.Response:
         ({"time_in_hospital": True}, "time_in_hospital", "int_type"),
         ({"number_inpatient": 51}, "number_inpatient", "less_than_equal"),
         ({"race": "Martian"}, "race", "literal_error"),
-        ({"admission_type_id": 1.0}, "admission_type_id", "int_type"),
+        ({"admission_type_id": 1.5}, "admission_type_id", "int_type"),
+        ({"num_procedures": 2.5}, "num_procedures", "int_type"),
         ({"diag_1": "not-a-code"}, "diag_1", "string_pattern_mismatch"),
     ],
 )

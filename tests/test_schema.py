@@ -66,12 +66,12 @@ def test_nullable_fields_accept_null_or_absence() -> None:
     [
         ("time_in_hospital", "3", "int_type"),  # no "3" for an int
         ("time_in_hospital", True, "int_type"),  # no true for a number
-        ("time_in_hospital", 3.0, "int_type"),
+        ("time_in_hospital", 3.5, "int_type"),
         ("time_in_hospital", 15, "less_than_equal"),
         ("num_lab_procedures", -1, "greater_than_equal"),
         ("admission_type_id", "1", "int_type"),
         ("admission_type_id", True, "int_type"),
-        ("admission_type_id", 1.0, "int_type"),
+        ("admission_type_id", 1.5, "int_type"),
         ("admission_type_id", 99, "literal_error"),
         ("discharge_disposition_id", 11, "literal_error"),  # expired: out of scope
         ("race", "Martian", "literal_error"),
@@ -89,6 +89,16 @@ def test_invalid_values_fail_naming_the_field(
     (error,) = errors({**example_encounter(), field: value}, as_json)
     assert error["loc"] == (field,)
     assert error["type"] == error_type
+
+
+def test_integral_json_numbers_are_the_integers_they_equal() -> None:
+    """As JSON Schema says: 3.0 is the integer 3 (no other type is turned into a number)."""
+    record = {**example_encounter(), "time_in_hospital": 3.0, "admission_type_id": 2.0}
+    validated = encounter_record(Encounter.model_validate_json(json.dumps(record)))
+    assert validated["time_in_hospital"] == 3
+    assert type(validated["time_in_hospital"]) is int
+    assert validated["admission_type_id"] == 2
+    assert type(validated["admission_type_id"]) is int
 
 
 def test_unknown_category_message_lists_the_allowed_values() -> None:

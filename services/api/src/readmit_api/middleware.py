@@ -31,14 +31,14 @@ class RequestGuard:
                 status = message["status"]
             await send(message)
 
+        guarded = method == "POST" and scope["path"] in self.post_routes
         metrics.IN_FLIGHT.inc()
         try:
-            rejected = self._reject(scope) if method == "POST" else None
+            rejected = self._reject(scope) if guarded else None
             if rejected is not None:
                 await rejected.response()(scope, receive, send_status)
             else:
-                limited = self._limit(receive) if method == "POST" else receive
-                await self.app(scope, limited, send_status)
+                await self.app(scope, self._limit(receive) if guarded else receive, send_status)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or (

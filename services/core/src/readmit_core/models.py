@@ -1,7 +1,8 @@
 """Pydantic v2 models derived from ``readmit_core.schema.FIELDS``.
 
 Strict: unknown fields are rejected and nothing is coerced (no ``true`` for a number, no ``"3"``
-for an integer, no ``3`` for a category written as text).
+for an integer, no ``3`` for a category written as text). A JSON number with no fraction (``3.0``)
+is the integer it equals, as in JSON Schema; ``3.5`` is not an integer.
 """
 
 from __future__ import annotations
@@ -15,9 +16,19 @@ from pydantic_core import PydanticCustomError
 from readmit_core.schema import FIELDS, ICD9_PATTERN, Field, Kind
 
 
+def _json_integer(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the integer 3 (as JSON Schema says), 3.5 is not.
+
+    Anything else goes on unchanged to strict validation: ``true`` and ``"3"`` are rejected.
+    """
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
 def _exact_int(value: Any) -> Any:
-    # Literal[1, 2] accepts True and 1.0 because they compare equal to 1; a coded category is
-    # an integer id, nothing else.
+    # Literal[1, 2] would accept True (True == 1): a coded category is an integer id, nothing else.
+    value = _json_integer(value)
     if type(value) is not int:
         raise PydanticCustomError("int_type", "Input should be a valid integer id")
     return value
@@ -29,7 +40,9 @@ def _annotation(f: Field) -> Any:
         if isinstance(f.choices[0], int):
             base = Annotated[base, BeforeValidator(_exact_int)]
     elif f.kind is Kind.INTEGER:
-        base = Annotated[int, PydanticField(ge=f.minimum, le=f.maximum)]
+        base = Annotated[
+            int, PydanticField(ge=f.minimum, le=f.maximum), BeforeValidator(_json_integer)
+        ]
     else:
         base = Annotated[str, StringConstraints(pattern=ICD9_PATTERN)]
     return base | None if f.nullable else base

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import mlflow.pyfunc
 
 from readmit_core.model import ReadmissionModel
@@ -20,7 +22,10 @@ class ReadmissionPyfunc(mlflow.pyfunc.PythonModel):
 
 def load_readmission_model(model_uri: str) -> ReadmissionModel:
     """Load a logged model (registry URI, run URI or local directory) as a ReadmissionModel."""
-    wrapper = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    with warnings.catch_warnings():
+        # MLflow asks for type hints on predict(); ours has none on purpose (see above).
+        warnings.filterwarnings("ignore", message="Add type hints", category=UserWarning)
+        wrapper = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
     if not isinstance(wrapper, ReadmissionPyfunc):
         raise TypeError(f"{model_uri} is not a readmit model (got {type(wrapper).__name__})")
     wrapper.model.check_compatible()

@@ -1,0 +1,158 @@
+"""Model lifecycle: not ready -> ready, registry down at start, hot reload, failing reload."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import API_MODEL, start_api
+from servers import ApiProcess, TcpProxy
+
+LIFECYCLE_MODEL = "api-lifecycle"
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@pytest.fixture(scope="module")
+def lifecycle_model(mlflow_server: str, api_model: dict[str, Any]) -> str:
+    """Its own registered model (version 1 = the api-test model's artifacts), alias production."""
+    c = client(mlflow_server)
+    v = c.copy_model_version(f"models:/{API_MODEL}/{api_model['version']}", LIFECYCLE_MODEL)
+    c.set_registered_model_alias(LIFECYCLE_MODEL, "production", v.version)
+    return str(v.version)
+
+
+def test_registry_down_at_start_then_up(
+    mlflow_server: str, lifecycle_model: str, tmp_path: Path
+) -> None:
+    """No crash loop: /health 200 and /ready 503 with the reason, until the registry answers."""
+    port = int(mlflow_server.rsplit(":", 1)[1])
+    proxy = TcpProxy(port)  # not listening yet: the registry is "down"
+    api = start_api(tmp_path / "api.log", MLFLOW_TRACKING_URI=f"http://127.0.0.1:{proxy.port}",
+                    READMIT_MODEL_NAME=LIFECYCLE_MODEL)  # fmt: skip
+    try:
+        api.wait_healthy()
+        wait_for(lambda: api.metric("readmit_model_load_failures_total") >= 2, 60)
+        ready = requests.get(f"{api.url}/ready", timeout=5)
+        assert ready.status_code == 503
+        assert ready.headers["retry-after"]
+        assert ready.json()["status"] == "not ready"
+        assert "no model loaded" in ready.json()["reason"]
+        predict = requests.post(f"{api.url}/predict", json={}, timeout=5)
+        assert predict.status_code == 503
+        assert predict.headers["retry-after"]
+        assert requests.get(f"{api.url}/health", timeout=5).status_code == 200
+        assert api.metric("readmit_model_loaded") == 0
+        assert api.metric("readmit_model_load_failures_total") >= 1
+        assert api.proc.poll() is None  # still running
+        proxy.up()
+        api.wait_ready(timeout=60)
+        assert requests.get(f"{api.url}/ready", timeout=5).json()["model"]["version"] == (
+            lifecycle_model
+        )
+        assert api.metric("readmit_model_loaded") == 1
+    finally:
+        api.close()
+        proxy.down()
+
+
+@pytest.fixture(scope="module")
+def lifecycle_api(
+    mlflow_server: str, lifecycle_model: str, tmp_path_factory: pytest.TempPathFactory
+):
+    log = tmp_path_factory.mktemp("lifecycle") / "api.log"
+    api = start_api(log, MLFLOW_TRACKING_URI=mlflow_server, READMIT_MODEL_NAME=LIFECYCLE_MODEL)
+    try:
+        api.wait_ready()
+        yield api
+    finally:
+        api.close()
+
+
+class Load:
+    """Concurrent /predict traffic in background threads; counts statuses and versions served."""
+
+    def __init__(self, api: ApiProcess, record: dict[str, Any], threads: int = 8) -> None:
+        self.api, self.record = api, record
+        self.statuses: Counter[int] = Counter()
+        self.versions: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with requests.Session() as s:
+            while not self._stop.is_set():
+                r = s.post(f"{self.api.url}/predict", json=self.record, timeout=30)
+                with self._lock:
+                    self.statuses[r.status_code] += 1
+                    if r.status_code == 200:
+                        self.versions[r.json()["model"]["version"]] += 1
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+
+def wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
+def test_hot_reload_under_load_fails_no_request(
+    lifecycle_api: ApiProcess, mlflow_server: str, lifecycle_model: str, example: dict[str, Any]
+) -> None:
+    c = client(mlflow_server)
+    v2 = c.copy_model_version(f"models:/{LIFECYCLE_MODEL}/{lifecycle_model}", LIFECYCLE_MODEL)
+    with Load(lifecycle_api, example) as load:
+        wait_for(lambda: load.versions[lifecycle_model] > 20, 30)
+        c.set_registered_model_alias(LIFECYCLE_MODEL, "production", v2.version)
+        wait_for(lambda: load.versions[str(v2.version)] > 20, 60)
+    assert set(load.statuses) == {200}, load.statuses
+    assert requests.get(f"{lifecycle_api.url}/model", timeout=5).json()["version"] == str(
+        v2.version
+    )
+    info = lifecycle_api.metric("readmit_model_info", alias="production", name=LIFECYCLE_MODEL,
+                                version=str(v2.version))  # fmt: skip
+    assert info == 1
+
+
+def test_failing_reload_keeps_the_old_model(
+    lifecycle_api: ApiProcess, mlflow_server: str, example: dict[str, Any], tmp_path: Path
+) -> None:
+    c = client(mlflow_server)
+    serving = requests.get(f"{lifecycle_api.url}/model", timeout=5).json()["version"]
+    failures = lifecycle_api.metric("readmit_model_load_failures_total")
+    # A real run whose "model" artifact is not a loadable model.
+    run = c.create_run(c.get_experiment_by_name("Default").experiment_id)
+    bogus = tmp_path / "model"
+    bogus.mkdir()
+    (bogus / "MLmodel").write_text("flavors: {}\n")
+    c.log_artifacts(run.info.run_id, str(bogus), "model")
+    broken = c.create_model_version(
+        LIFECYCLE_MODEL, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    )
+    c.set_registered_model_alias(LIFECYCLE_MODEL, "production", broken.version)
+    wait_for(lambda: lifecycle_api.metric("readmit_model_load_failures_total") > failures, 30)
+    r = requests.post(f"{lifecycle_api.url}/predict", json=example, timeout=10)
+    assert r.status_code == 200
+    assert r.json()["model"]["version"] == serving
+    assert requests.get(f"{lifecycle_api.url}/ready", timeout=5).status_code == 200
+    assert "model load failed" in lifecycle_api.log_text()
