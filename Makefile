@@ -4,6 +4,7 @@
 #   make up/down   the local stack (MLflow server on sqlite + a registered production model)
 #   make train     train on the full data set and register in the local stack's MLflow
 #   make bench     full-data training benchmark with the quality gates
+#   make bench-api inference benchmark: readmit-api vs MLflow's scoring server (needs wrk)
 #   make lint      ruff (lint + format check)
 
 SHELL := /bin/bash
@@ -21,7 +22,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
 export MLFLOW_PORT MLFLOW_TRACKING_URI
 
-.PHONY: install test up down train bench lint
+.PHONY: install test up down train bench bench-api lint
 
 install: $(VENV)/.installed
 
@@ -49,7 +50,10 @@ train: install
 	$(VENV)/bin/readmit-train --tracking-uri $(MLFLOW_TRACKING_URI) $(TRAIN_ARGS)
 
 bench: install
-	$(PY) scripts/bench_model.py
+	$(PY) scripts/bench/bench_model.py
+
+bench-api: install
+	$(PY) scripts/bench/bench_api.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

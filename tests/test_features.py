@@ -96,3 +96,20 @@ def test_registered_model_fast_path_equals_pyfunc_pandas_path(
     assert fast_risk.min() > 0.0
     assert fast_risk.max() < 1.0
     assert model.threshold == pytest.approx(sqlite_registry["result"]["threshold"])
+
+
+def test_lightgbm_fast_path_equals_the_sklearn_wrapper(encounters) -> None:
+    """The served model calls the booster directly; it must give predict_proba's numbers."""
+    import lightgbm as lgb
+
+    from readmit_core.features import CATEGORICAL_INDICES
+    from readmit_core.model import ReadmissionModel
+
+    rows = encounters.sample(4000, random_state=2)
+    X, y = encode_frame(rows), rows["target"].to_numpy()
+    estimator = lgb.LGBMClassifier(n_estimators=60, num_leaves=7, verbose=-1, n_jobs=2)
+    estimator.fit(X[:3000], y[:3000], eval_set=[(X[3000:], y[3000:])],
+                  categorical_feature=list(CATEGORICAL_INDICES),
+                  callbacks=[lgb.early_stopping(10, verbose=False)])  # fmt: skip
+    model = ReadmissionModel(estimator, threshold=0.2, algorithm="lightgbm")
+    np.testing.assert_array_equal(model.predict_proba(X), estimator.predict_proba(X)[:, 1])

@@ -43,6 +43,15 @@ class ReadmissionModel:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Risk for each row of an encoded feature matrix."""
+        booster = getattr(self.estimator, "booster_", None)
+        if booster is not None:
+            # LightGBM: the booster itself gives the same numbers as the sklearn wrapper without
+            # its per-call input checks (one row: ~25 µs instead of ~1.4 ms). One thread: the
+            # caller decides the parallelism (micro-batches, replicas).
+            best = getattr(self.estimator, "best_iteration_", None) or None
+            return np.asarray(
+                booster.predict(features, num_iteration=best, num_threads=1), dtype=np.float64
+            )
         return np.asarray(self.estimator.predict_proba(features)[:, 1], dtype=np.float64)
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
