@@ -1,67 +1,62 @@
-"""Micro-batching in-process: queued requests share one model call; results are split right."""
+"""Micro-batching in-process: requests of one loop turn share one model call, split back right."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import numpy as np
+import pytest
 
-from readmit_api.batcher import MicroBatcher
+from readmit_api.batcher import MicroBatcher, Result
 
 
-def test_requests_queued_during_a_call_share_the_next_call() -> None:
-    calls: list[int] = []
-    gate = threading.Event()
-
-    def predict(rows: np.ndarray) -> tuple[np.ndarray, object]:
+def doubling(calls: list[int]):
+    def predict(rows: np.ndarray) -> Result:
         calls.append(len(rows))
-        gate.wait(5)  # hold the first call until everything else is queued
+        if (rows < 0).any():
+            raise RuntimeError("boom")
         return rows[:, 0] * 2, "model-a"
 
-    batcher = MicroBatcher(predict)
+    return predict
 
-    async def scenario() -> list[tuple[np.ndarray, object]]:
-        first = asyncio.ensure_future(batcher.predict(np.array([[0.0]])))
-        await asyncio.sleep(0.05)
-        rest = [
-            asyncio.ensure_future(batcher.predict(np.array([[i], [i + 0.5]]))) for i in range(1, 11)
-        ]
-        await asyncio.sleep(0.05)
-        gate.set()
-        return [await first, *[await r for r in rest]]
 
-    try:
-        results = asyncio.run(scenario())
-    finally:
-        batcher.close()
-    assert calls == [1, 20]  # one call alone, then all ten queued requests in one call
-    assert results[0][0].tolist() == [0.0]
-    for i, (risks, tag) in enumerate(results[1:], start=1):
+def test_requests_arriving_together_share_one_call() -> None:
+    calls: list[int] = []
+    batcher = MicroBatcher(doubling(calls))
+
+    async def scenario() -> list[Result]:
+        together = [batcher.predict(np.array([[i], [i + 0.5]])) for i in range(10)]
+        first = await asyncio.gather(*together)
+        alone = await batcher.predict(np.array([[7.0]]))
+        return [*first, alone]
+
+    results = asyncio.run(scenario())
+    assert calls == [20, 1]  # ten requests in one call, then one alone, scored at once
+    for i, (risks, tag) in enumerate(results[:10]):
         assert risks.tolist() == [2 * i, 2 * i + 1]
         assert tag == "model-a"
+    assert results[10][0].tolist() == [14.0]
+
+
+def test_a_full_batch_is_scored_without_waiting_for_the_turn_to_end() -> None:
+    calls: list[int] = []
+    batcher = MicroBatcher(doubling(calls), max_rows=4)
+
+    async def scenario() -> None:
+        await asyncio.gather(*(batcher.predict(np.ones((2, 1))) for _ in range(5)))
+
+    asyncio.run(scenario())
+    assert calls == [4, 4, 2]
 
 
 def test_a_failing_call_fails_only_its_requests() -> None:
-    def predict(rows: np.ndarray) -> tuple[np.ndarray, object]:
-        if rows[0, 0] < 0:
-            raise RuntimeError("boom")
-        return rows[:, 0], None
+    calls: list[int] = []
+    batcher = MicroBatcher(doubling(calls))
 
-    batcher = MicroBatcher(predict)
-
-    async def scenario() -> tuple[BaseException | None, np.ndarray]:
-        try:
+    async def scenario() -> np.ndarray:
+        with pytest.raises(RuntimeError, match="boom"):
             await batcher.predict(np.array([[-1.0]]))
-            failed = None
-        except RuntimeError as exc:
-            failed = exc
         ok, _ = await batcher.predict(np.array([[3.0]]))
-        return failed, ok
+        return ok
 
-    try:
-        failed, ok = asyncio.run(scenario())
-    finally:
-        batcher.close()
-    assert isinstance(failed, RuntimeError)
-    assert ok.tolist() == [3.0]
+    assert asyncio.run(scenario()).tolist() == [6.0]

@@ -202,7 +202,9 @@ def prepare_servers(tmp: Path, registry_url: str) -> list[Server]:
                {**registry, "READMIT_RELOAD_INTERVAL_S": "0"}),
         Server("mlflow-serve", [str(DEV_BIN / "mlflow"), "models", "serve", "-m",
                f"models:/{MODEL}@production", "--env-manager", "local", "-w", "1",
-               "-h", "127.0.0.1", "-p", "{port}"], "/health", "/invocations", theirs, registry),
+               "-h", "127.0.0.1", "-p", "{port}"], "/health", "/invocations", theirs,
+               # it execs `uvicorn` by name
+               {**registry, "PATH": f"{DEV_BIN}:{os.environ['PATH']}"}),
         Server("fastapi-trivial", [str(API_BIN / "python"), "-m", "uvicorn", "--app-dir",
                str(HERE), "trivial_app:app", "--host", "127.0.0.1", "--port", "{port}",
                "--log-level", "warning", "--no-access-log"], "/health", "/ping", trivial),

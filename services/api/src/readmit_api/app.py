@@ -37,7 +37,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             store.stop()
-            app.state.predictor.close()
 
     app = FastAPI(
         title="readmit inference api",

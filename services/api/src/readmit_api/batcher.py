@@ -1,97 +1,68 @@
-"""Adaptive micro-batching: concurrent requests share one model call.
+"""Adaptive micro-batching: requests that arrive together share one model call.
 
-Requests enqueue their encoded rows; one inference thread takes everything queued at that moment
-(up to ``max_rows``) and calls the model once. With no load a request is served alone, at once;
-under load, calls coalesce and the per-row cost falls (LightGBM: ~1.3 ms for one row, ~0.04 ms a
-row in batches of 1,000). The thread also keeps the model and its native thread pool off the event
-loop, and one model call at a time keeps two cores from being oversubscribed.
+Every request appends its encoded rows and schedules one flush for the end of the current event
+loop turn; the flush scores everything queued by then in a single call. Alone, a request is
+scored at once (no waiting window); under load, each turn of the loop gathers the requests whose
+bodies arrived together, and the per-row cost falls (LightGBM booster: ~25 µs for one row, ~0.3
+µs a row in a batch of 1,000).
+
+The model runs on the event loop thread itself: a call costs tens of microseconds, less than
+handing work to another thread, and one thread means no GIL ping-pong between the loop and an
+inference thread (measured: p99 at 64 connections fell from ~270 ms with a worker thread).
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from readmit_api import metrics
 
-
-@dataclass
-class _Job:
-    rows: np.ndarray
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[tuple[np.ndarray, object]]
+Result = tuple[np.ndarray, object]
 
 
 class MicroBatcher:
-    def __init__(
-        self, predict: Callable[[np.ndarray], tuple[np.ndarray, object]], max_rows: int = 1024
-    ) -> None:
-        """``predict(rows) -> (risks, tag)``; the tag (the model used) is returned with results."""
+    def __init__(self, predict: Callable[[np.ndarray], Result], max_rows: int = 1024) -> None:
+        """``predict(rows) -> (risks, tag)``; the tag (the model used) goes back with results."""
         self._predict = predict
         self._max_rows = max_rows
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
-        self._thread.start()
+        self._pending: list[tuple[np.ndarray, asyncio.Future[Result]]] = []
+        self._rows = 0
+        self._scheduled = False
 
-    async def predict(self, rows: np.ndarray) -> tuple[np.ndarray, object]:
+    async def predict(self, rows: np.ndarray) -> Result:
         loop = asyncio.get_running_loop()
-        job = _Job(rows, loop, loop.create_future())
-        self._queue.put(job)
-        return await job.future
+        future: asyncio.Future[Result] = loop.create_future()
+        self._pending.append((rows, future))
+        self._rows += len(rows)
+        if self._rows >= self._max_rows:
+            self._flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await future
 
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            jobs, size = [first], len(first.rows)
-            while size < self._max_rows:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    self._queue.put(None)  # finish this batch, then stop
-                    break
-                jobs.append(job)
-                size += len(job.rows)
-            self._serve(jobs, size)
-
-    def _serve(self, jobs: list[_Job], size: int) -> None:
-        rows = jobs[0].rows if len(jobs) == 1 else np.concatenate([j.rows for j in jobs])
+    def _flush(self) -> None:
+        self._scheduled = False
+        jobs, self._pending, self._rows = self._pending, [], 0
+        if not jobs:
+            return
+        rows = jobs[0][0] if len(jobs) == 1 else np.concatenate([r for r, _ in jobs])
         started = time.perf_counter()
         try:
             risks, tag = self._predict(rows)
-        except Exception as exc:  # delivered to every waiting request
-            for j in jobs:
-                j.loop.call_soon_threadsafe(_fail, j.future, exc)
+        except Exception as exc:  # delivered to every request of this call
+            for _, future in jobs:
+                if not future.done():
+                    future.set_exception(exc)
             return
         metrics.INFERENCE_DURATION.observe(time.perf_counter() - started)
-        metrics.BATCH_SIZE.observe(size)
+        metrics.BATCH_SIZE.observe(len(rows))
         offset = 0
-        for j in jobs:
-            n = len(j.rows)
-            j.loop.call_soon_threadsafe(_resolve, j.future, (risks[offset : offset + n], tag))
-            offset += n
-
-
-def _resolve(
-    future: asyncio.Future[tuple[np.ndarray, object]], value: tuple[np.ndarray, object]
-) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def _fail(future: asyncio.Future[tuple[np.ndarray, object]], exc: Exception) -> None:
-    if not future.done():
-        future.set_exception(exc)
+        for part, future in jobs:
+            if not future.done():  # a client that went away cancelled its future
+                future.set_result((risks[offset : offset + len(part)], tag))
+            offset += len(part)

@@ -49,5 +49,6 @@ MODEL_LAST_LOAD = Gauge(
     "readmit_model_last_load_timestamp_seconds", "Unix time of the last successful model load"
 )
 
-for outcome in ("readmitted_within_30_days", "not_readmitted_within_30_days"):
-    PREDICTIONS.labels(outcome)  # present (at 0) before the first prediction
+# The two outcome series exist (at 0) before the first prediction, and are looked up once.
+FLAGGED = PREDICTIONS.labels("readmitted_within_30_days")
+NOT_FLAGGED = PREDICTIONS.labels("not_readmitted_within_30_days")

