@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".local"
 RUN, LOGS = STATE / "run", STATE / "logs"
 BIN = Path(sys.executable).parent
+API_BIN = ROOT / ".venv-api" / "bin"
 MODEL_NAME = os.environ.get("READMIT_MODEL_NAME", "diabetes-readmission")
 MODEL_ALIAS = os.environ.get("READMIT_MODEL_ALIAS", "production")
 
@@ -30,36 +31,41 @@ MODEL_ALIAS = os.environ.get("READMIT_MODEL_ALIAS", "production")
 @dataclass(frozen=True)
 class Service:
     name: str
+    port_env: str  # the variable that moves it to another port
     port: int
     health_path: str
     ready_timeout_s: float
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def command(self) -> list[str]:
-        data = STATE / "mlflow"
-        data.mkdir(parents=True, exist_ok=True)
-        return [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{data / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(data / "artifacts"),
-            "--serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
-
 
 def services() -> list[Service]:
-    return [Service("mlflow", int(os.environ.get("MLFLOW_PORT", "5000")), "/health", 180)]
+    """Everything `up` starts, in start order (each may need the ones before it)."""
+    mlflow_port = int(os.environ.get("MLFLOW_PORT", "5000"))
+    api_port = int(os.environ.get("READMIT_API_PORT", "8000"))
+    store = STATE / "mlflow"
+    tracking = f"http://127.0.0.1:{mlflow_port}"
+    return [
+        Service(
+            "mlflow", "MLFLOW_PORT", mlflow_port, "/health", 180,
+            (str(BIN / "mlflow"), "server", "--backend-store-uri",
+             f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination",
+             str(store / "artifacts"), "--serve-artifacts", "--host", "127.0.0.1", "--port",
+             str(mlflow_port), "--workers", "1"),
+            (("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"),),
+        ),
+        # The api from its own venv: the packages its image has (mlflow-skinny).
+        Service(
+            "api", "READMIT_API_PORT", api_port, "/ready", 120,
+            (str(API_BIN / "readmit-api"), "--host", "127.0.0.1", "--port", str(api_port)),
+            (("MLFLOW_TRACKING_URI", tracking), ("READMIT_MODEL_NAME", MODEL_NAME),
+             ("READMIT_MODEL_ALIAS", MODEL_ALIAS)),
+        ),
+    ]  # fmt: skip
 
 
 def pid_of(svc: Service) -> int | None:
@@ -89,20 +95,19 @@ def start(svc: Service) -> None:
         print(f"{svc.name}: already running (pid {pid_of(svc)})")
     else:
         if port_taken(svc.port):
-            sys.exit(
-                f"{svc.name}: port {svc.port} is taken by another process; free it or set "
-                f"{svc.name.upper()}_PORT to another port"
-            )
+            sys.exit(f"{svc.name}: port {svc.port} is taken by another process; free it or set "
+                     f"{svc.port_env} to another port")  # fmt: skip
         RUN.mkdir(parents=True, exist_ok=True)
         LOGS.mkdir(parents=True, exist_ok=True)
         log = (LOGS / f"{svc.name}.log").open("ab")
+        (STATE / "mlflow").mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
-            svc.command(),
+            svc.command,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
             start_new_session=True,  # its own process group: down stops its children too
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            env={**os.environ, **dict(svc.env)},
         )
         (RUN / f"{svc.name}.pid").write_text(str(proc.pid))
         print(f"{svc.name}: started (pid {proc.pid}), log {LOGS / (svc.name + '.log')}")
@@ -141,14 +146,20 @@ def ensure_model(tracking_uri: str) -> None:
 
 
 def up() -> None:
-    stack = services()
-    for svc in stack:
+    mlflow, *rest = services()
+    start(mlflow)
+    ensure_model(mlflow.url)  # the api is ready only once there is a model to serve
+    for svc in rest:
         start(svc)
-    mlflow = next(s for s in stack if s.name == "mlflow")
-    ensure_model(mlflow.url)
+    api = next(s for s in rest if s.name == "api")
     print("\nreadmit local stack is up:")
     print(f"  MLflow UI and registry  {mlflow.url}")
-    print("Stop it with: make down")
+    print(f"  api                     {api.url}  (docs: {api.url}/docs)")
+    print(
+        f"  try: curl -s {api.url}/predict -H 'content-type: application/json' "
+        "-d @scripts/example-encounter.json"
+    )
+    print(f"Logs: {LOGS}   Stop: make down")
 
 
 def down() -> None:

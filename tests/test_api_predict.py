@@ -139,3 +139,18 @@ def test_openapi_documents_every_body_with_examples(api: ApiProcess) -> None:
     components = spec["components"]["schemas"]
     assert {"Encounter", "BatchRequest", "Prediction", "ValidationProblem"} <= set(components)
     assert components["Encounter"]["additionalProperties"] is False
+
+
+def test_readme_example_body_is_the_schema_example(
+    api: ApiProcess, example: dict[str, Any]
+) -> None:
+    """The file the README curls (scripts/example-encounter.json) is valid and current."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "example-encounter.json"
+    body = path.read_bytes()
+    assert json.loads(body) == example
+    r = requests.post(f"{api.url}/predict", data=body, timeout=10,
+                      headers={"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 200

@@ -8,6 +8,7 @@ reference assignment. A failed load keeps the old model, is counted and logged.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -111,6 +112,11 @@ class ModelStore:
         model = _load_model(source, s.mlflow_tracking_uri)
         loaded = LoadedModel(model, s.model_name, version, alias, run_id, source, datetime.now(UTC))
         previous, self.current = self.current, loaded  # the atomic swap
+        # Move everything alive now (mlflow, pandas, sklearn, the model: millions of objects) out
+        # of the collector's reach: otherwise each full collection walks them all, a pause of
+        # ~100 ms in the middle of serving (measured as the p99 at 64 connections).
+        gc.collect()
+        gc.freeze()
         metrics.MODEL_INFO.clear()
         metrics.MODEL_INFO.labels(loaded.name, loaded.version, alias or "").set(1)
         metrics.MODEL_LOADED.set(1)

@@ -72,6 +72,8 @@ CATEGORY_SIZES: tuple[int, ...] = (
 _CODES: dict[str, dict[Any, float]] = {
     f.name: {value: float(i) for i, value in enumerate(f.choices)} for f in _CATEGORIES
 }
+# Per categorical field: (name, value -> code with None -> NaN), for the record path.
+_CATEGORY_LOOKUPS = tuple((f.name, {**_CODES[f.name], None: NAN}) for f in _CATEGORIES)
 _AGE_YEARS = {bracket: 5.0 + 10.0 * i for i, bracket in enumerate(AGE_BRACKETS)}
 _CHANGED = frozenset(("Up", "Down"))
 
@@ -108,7 +110,7 @@ def encode_record(record: Mapping[str, Any]) -> list[float]:
         float(sum(d in _CHANGED for d in doses)),
         float(sum(d != "No" for d in doses)),
         *(value for value, _ in diagnoses),
-        *(NAN if record[f.name] is None else _CODES[f.name][record[f.name]] for f in _CATEGORIES),
+        *[codes[record[name]] for name, codes in _CATEGORY_LOOKUPS],
         *(group for _, group in diagnoses),
     ]
 
