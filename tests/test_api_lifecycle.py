@@ -156,3 +156,24 @@ def test_failing_reload_keeps_the_old_model(
     assert r.json()["model"]["version"] == serving
     assert requests.get(f"{lifecycle_api.url}/ready", timeout=5).status_code == 200
     assert "model load failed" in lifecycle_api.log_text()
+
+
+def test_local_model_directory_without_a_registry(
+    mlflow_server: str, api_model: dict[str, Any], tmp_path: Path, example: dict[str, Any]
+) -> None:
+    """READMIT_MODEL_URI: an air-gapped cluster serves a model directory, no MLflow server."""
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_registry_uri(mlflow_server)
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/{API_MODEL}/{api_model['version']}", dst_path=str(tmp_path / "model")
+    )
+    api = start_api(tmp_path / "api.log", READMIT_MODEL_URI=local, MLFLOW_TRACKING_URI="")
+    try:
+        api.wait_ready()
+        body = requests.post(f"{api.url}/predict", json=example, timeout=10).json()
+        assert body["model"] == {"name": "diabetes-readmission", "version": "local", "alias": None}
+        assert body["threshold"] == pytest.approx(api_model["threshold"])
+    finally:
+        api.close()
