@@ -149,3 +149,11 @@ def example() -> dict[str, Any]:
     from readmit_core.schema import example_encounter
 
     return example_encounter()
+
+
+def use_mlflow(uri: str) -> None:
+    """Point this process's MLflow client (tracking and registry: both are global) at ``uri``."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import API_MODEL, start_api
+from conftest import API_MODEL, start_api, use_mlflow
 from servers import ApiProcess, TcpProxy
 
 LIFECYCLE_MODEL = "api-lifecycle"
@@ -164,8 +164,7 @@ def test_local_model_directory_without_a_registry(
     """READMIT_MODEL_URI: an air-gapped cluster serves a model directory, no MLflow server."""
     import mlflow
 
-    mlflow.set_tracking_uri(mlflow_server)
-    mlflow.set_registry_uri(mlflow_server)
+    use_mlflow(mlflow_server)
     local = mlflow.artifacts.download_artifacts(
         f"models:/{API_MODEL}/{api_model['version']}", dst_path=str(tmp_path / "model")
     )

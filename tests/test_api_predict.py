@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
-from conftest import API_MODEL
+from conftest import API_MODEL, use_mlflow
 from servers import ApiProcess
 
 
@@ -22,11 +22,10 @@ def records(encounters) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def reference(api: ApiProcess, records: list[dict[str, Any]], mlflow_server: str):
     """The registered model loaded in this process: what the api must reproduce."""
-    import mlflow
 
     from readmit_core.pyfunc import load_readmission_model
 
-    mlflow.set_tracking_uri(mlflow_server)
+    use_mlflow(mlflow_server)
     return load_readmission_model(f"models:/{API_MODEL}@production")
 
 

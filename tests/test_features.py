@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import use_mlflow
 
 from readmit_core.data import to_records
 from readmit_core.features import (
@@ -84,7 +85,7 @@ def test_registered_model_fast_path_equals_pyfunc_pandas_path(
 
     from readmit_core.pyfunc import load_readmission_model
 
-    mlflow.set_tracking_uri(sqlite_registry["uri"])
+    use_mlflow(sqlite_registry["uri"])
     uri = "models:/diabetes-readmission@production"
     rows = encounters.sample(1000, random_state=11)
     records = [encounter_record(Encounter.model_validate(r)) for r in to_records(rows)]

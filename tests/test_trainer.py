@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_trainer
+from conftest import run_trainer, use_mlflow
 
 NAME = "diabetes-readmission"
 
@@ -113,12 +113,11 @@ def test_registered_model_loads_over_http_with_the_skinny_loader(
     encounters,
 ) -> None:
     """What the api does: models:/name@alias over HTTP into a ReadmissionModel."""
-    import mlflow
 
     from readmit_core.data import to_records
     from readmit_core.pyfunc import load_readmission_model
 
-    mlflow.set_tracking_uri(mlflow_server)
+    use_mlflow(mlflow_server)
     model = load_readmission_model(f"models:/{NAME}@production")
     risk = model.predict_records(to_records(encounters.head(5)))
     assert risk.shape == (5,)
