@@ -5,6 +5,7 @@
 #   make train     train on the full data set and register in the local stack's MLflow
 #   make bench     full-data training benchmark with the quality gates
 #   make bench-api inference benchmark: readmit-api vs MLflow's scoring server (needs wrk)
+#   make loadtest  a bounded headless Locust run (master + 2 workers) against the local api
 #   make lint      ruff (lint + format check)
 
 SHELL := /bin/bash
@@ -22,7 +23,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
 export MLFLOW_PORT MLFLOW_TRACKING_URI
 
-.PHONY: install test up down train bench bench-api lint
+.PHONY: install test up down train bench bench-api loadtest lint
 
 install: $(VENV)/.installed
 
@@ -54,6 +55,9 @@ bench: install
 
 bench-api: install
 	$(PY) scripts/bench/bench_api.py $(BENCH_ARGS)
+
+loadtest: install
+	$(VENV)/bin/readmit-loadtest --host http://127.0.0.1:$${READMIT_API_PORT:-8000} $(LOADTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,78 @@
+"""Locust load test of the readmit api with real encounters.
+
+Tasks, weighted like clinical use: single predictions (most), small batches, the model
+description and the liveness probe. Every response is checked (status, shape, risk in [0, 1]):
+a wrong body counts as a failure. READMIT_API_KEY is sent as a Bearer key when set.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+from locust import HttpUser, between, events, task
+from locust.runners import WorkerRunner
+
+from readmit_locust import exporter
+from readmit_locust.payloads import check_prediction, real_encounters
+
+ENCOUNTERS = real_encounters(int(os.environ.get("READMIT_LOCUST_ENCOUNTERS", "2000")))
+BATCH_SIZE = int(os.environ.get("READMIT_LOCUST_BATCH_SIZE", "20"))
+
+
+@events.init.add_listener
+def _export_metrics(environment, **_kwargs) -> None:
+    if not isinstance(environment.runner, WorkerRunner):
+        exporter.start(environment)
+
+
+class ClinicianUser(HttpUser):
+    wait_time = between(
+        float(os.environ.get("READMIT_LOCUST_WAIT_MIN_S", "0.1")),
+        float(os.environ.get("READMIT_LOCUST_WAIT_MAX_S", "1.0")),
+    )
+
+    def on_start(self) -> None:
+        key = os.environ.get("READMIT_API_KEY")
+        if key:
+            self.client.headers["Authorization"] = f"Bearer {key}"
+
+    @task(10)
+    def predict(self) -> None:
+        with self.client.post("/predict", json=random.choice(ENCOUNTERS),
+                              catch_response=True) as response:  # fmt: skip
+            if response.status_code != 200:
+                response.failure(f"status {response.status_code}")
+                return
+            problem = check_prediction(response.json())
+            if problem:
+                response.failure(problem)
+
+    @task(2)
+    def predict_batch(self) -> None:
+        batch = random.sample(ENCOUNTERS, min(BATCH_SIZE, len(ENCOUNTERS)))
+        with self.client.post("/predict/batch", json={"encounters": batch},
+                              catch_response=True) as response:  # fmt: skip
+            if response.status_code != 200:
+                response.failure(f"status {response.status_code}")
+                return
+            body = response.json()
+            predictions = body.get("predictions") if isinstance(body, dict) else None
+            if not isinstance(predictions, list) or len(predictions) != len(batch):
+                response.failure("not one prediction per encounter")
+                return
+            problem = next(filter(None, map(check_prediction, predictions)), None)
+            if problem:
+                response.failure(problem)
+
+    @task(1)
+    def model(self) -> None:
+        with self.client.get("/model", catch_response=True) as response:
+            if response.status_code != 200 or "version" not in response.json():
+                response.failure(f"status {response.status_code} or no model version")
+
+    @task(1)
+    def health(self) -> None:
+        with self.client.get("/health", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"status {response.status_code}")
