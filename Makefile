@@ -56,8 +56,11 @@ bench: install
 bench-api: install
 	$(PY) scripts/bench/bench_api.py $(BENCH_ARGS)
 
+# Its exporter on 9647: the stack's own Locust master (make up) holds 9646.
 loadtest: install
-	$(VENV)/bin/readmit-loadtest --host http://127.0.0.1:$${READMIT_API_PORT:-8000} $(LOADTEST_ARGS)
+	READMIT_LOCUST_METRICS_PORT=9647 READMIT_LOCUST_METRICS_ADDR=127.0.0.1 \
+		$(VENV)/bin/readmit-loadtest --host http://127.0.0.1:$${READMIT_API_PORT:-8000} \
+		$(LOADTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

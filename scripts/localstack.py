@@ -47,8 +47,11 @@ def services() -> list[Service]:
     """Everything `up` starts, in start order (each may need the ones before it)."""
     mlflow_port = int(os.environ.get("MLFLOW_PORT", "5000"))
     api_port = int(os.environ.get("READMIT_API_PORT", "8000"))
+    ui_port = int(os.environ.get("READMIT_UI_PORT", "8501"))
+    locust_port = int(os.environ.get("LOCUST_WEB_PORT", "8089"))
     store = STATE / "mlflow"
     tracking = f"http://127.0.0.1:{mlflow_port}"
+    api = f"http://127.0.0.1:{api_port}"
     return [
         Service(
             "mlflow", "MLFLOW_PORT", mlflow_port, "/health", 180,
@@ -64,6 +67,18 @@ def services() -> list[Service]:
             (str(API_BIN / "readmit-api"), "--host", "127.0.0.1", "--port", str(api_port)),
             (("MLFLOW_TRACKING_URI", tracking), ("READMIT_MODEL_NAME", MODEL_NAME),
              ("READMIT_MODEL_ALIAS", MODEL_ALIAS)),
+        ),
+        Service(
+            "ui", "READMIT_UI_PORT", ui_port, "/_stcore/health", 60, (str(BIN / "readmit-ui"),),
+            (("READMIT_API_URL", api), ("READMIT_UI_PORT", str(ui_port)),
+             ("READMIT_UI_ADDRESS", "127.0.0.1")),
+        ),
+        # Locust's web UI (master + 2 workers), idle until a run is started there.
+        Service(
+            "locust", "LOCUST_WEB_PORT", locust_port, "/", 90,
+            (str(BIN / "readmit-loadtest"), "--web", "--web-port", str(locust_port),
+             "--host", api, "--workers", "2"),
+            (("READMIT_LOCUST_METRICS_ADDR", "127.0.0.1"),),
         ),
     ]  # fmt: skip
 
@@ -151,12 +166,14 @@ def up() -> None:
     ensure_model(mlflow.url)  # the api is ready only once there is a model to serve
     for svc in rest:
         start(svc)
-    api = next(s for s in rest if s.name == "api")
+    urls = {s.name: s.url for s in rest}
     print("\nreadmit local stack is up:")
     print(f"  MLflow UI and registry  {mlflow.url}")
-    print(f"  api                     {api.url}  (docs: {api.url}/docs)")
+    print(f"  api                     {urls['api']}  (docs: {urls['api']}/docs)")
+    print(f"  ui (clinicians)         {urls['ui']}")
+    print(f"  Locust web UI           {urls['locust']}  (load-test metrics on :9646/metrics)")
     print(
-        f"  try: curl -s {api.url}/predict -H 'content-type: application/json' "
+        f"  try: curl -s {urls['api']}/predict -H 'content-type: application/json' "
         "-d @scripts/example-encounter.json"
     )
     print(f"Logs: {LOGS}   Stop: make down")

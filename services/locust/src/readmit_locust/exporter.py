@@ -38,11 +38,12 @@ class LocustCollector:
         requests = CounterMetricFamily("locust_requests", "Requests sent", labels=labels)
         failures = CounterMetricFamily("locust_failures", "Requests failed", labels=labels)
         rps = GaugeMetricFamily("locust_requests_per_second", "Current request rate", labels=labels)
-        fps = GaugeMetricFamily("locust_failures_per_second", "Current failure rate",
-                                labels=labels)  # fmt: skip
-        times = GaugeMetricFamily("locust_response_time_seconds",
-                                  "Response time percentiles since the run started",
-                                  labels=[*labels, "quantile"])  # fmt: skip
+        fps = GaugeMetricFamily("locust_failures_per_second", "Current failure rate", labels=labels)
+        times = GaugeMetricFamily(
+            "locust_response_time_seconds",
+            "Response time percentiles since the run started",
+            labels=[*labels, "quantile"],
+        )
         stats = self.environment.stats
         for entry in [*stats.entries.values(), stats.total]:
             key = [entry.method or "", entry.name]

@@ -39,8 +39,9 @@ class ClinicianUser(HttpUser):
 
     @task(10)
     def predict(self) -> None:
-        with self.client.post("/predict", json=random.choice(ENCOUNTERS),
-                              catch_response=True) as response:  # fmt: skip
+        with self.client.post(
+            "/predict", json=random.choice(ENCOUNTERS), catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"status {response.status_code}")
                 return
@@ -51,8 +52,9 @@ class ClinicianUser(HttpUser):
     @task(2)
     def predict_batch(self) -> None:
         batch = random.sample(ENCOUNTERS, min(BATCH_SIZE, len(ENCOUNTERS)))
-        with self.client.post("/predict/batch", json={"encounters": batch},
-                              catch_response=True) as response:  # fmt: skip
+        with self.client.post(
+            "/predict/batch", json={"encounters": batch}, catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"status {response.status_code}")
                 return

@@ -45,28 +45,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--web", action="store_true", help="serve Locust's web UI instead")
     p.add_argument("--web-port", type=int, default=8089)
     p.add_argument("--bind", default="127.0.0.1", help="address of the master's ports")
-    return p.parse_args(argv)  # fmt: skip
+    return p.parse_args(argv)
 
 
 def master_command(args: argparse.Namespace, port: int) -> list[str]:
-    cmd = [str(LOCUST), "-f", str(LOCUSTFILE), "--master", "--master-bind-host", args.bind,
-           "--master-bind-port", str(port), "--host", args.host,
-           "--expect-workers", str(args.workers)]  # fmt: skip
+    cmd = [
+        str(LOCUST),
+        "-f",
+        str(LOCUSTFILE),
+        "--master",
+        "--master-bind-host",
+        args.bind,
+        "--master-bind-port",
+        str(port),
+        "--host",
+        args.host,
+        "--expect-workers",
+        str(args.workers),
+    ]
     if args.web:
         return [*cmd, "--web-host", args.bind, "--web-port", str(args.web_port)]
     prefix = args.report_dir / "run"
-    return [*cmd, "--headless", "--users", str(args.users), "--spawn-rate", str(args.spawn_rate),
-            "--run-time", args.run_time, "--expect-workers-max-wait", "120",
-            "--csv", str(prefix), "--html", f"{prefix}.html", "--exit-code-on-error", "1",
-            "--only-summary"]  # fmt: skip
+    return [
+        *cmd,
+        "--headless",
+        "--users",
+        str(args.users),
+        "--spawn-rate",
+        str(args.spawn_rate),
+        "--run-time",
+        args.run_time,
+        "--expect-workers-max-wait",
+        "120",
+        "--csv",
+        str(prefix),
+        "--html",
+        f"{prefix}.html",
+        "--exit-code-on-error",
+        "1",
+        "--only-summary",
+    ]
 
 
 def summary(report_dir: Path) -> str:
     with (report_dir / "run_stats.csv").open() as f:
         total = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
-    return (f"load test: {total['Request Count']} requests, {total['Failure Count']} failures, "
-            f"{float(total['Requests/s']):.1f} req/s, p50 {total['50%']} ms, "
-            f"p95 {total['95%']} ms, p99 {total['99%']} ms")  # fmt: skip
+    return (
+        f"load test: {total['Request Count']} requests, {total['Failure Count']} failures, "
+        f"{float(total['Requests/s']):.1f} req/s, p50 {total['50%']} ms, "
+        f"p95 {total['95%']} ms, p99 {total['99%']} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,10 +103,21 @@ def main(argv: list[str] | None = None) -> None:
     port = _free_port()
     master = subprocess.Popen(master_command(args, port), start_new_session=True)
     workers = [
-        subprocess.Popen([str(LOCUST), "-f", str(LOCUSTFILE), "--worker", "--master-host",
-                          args.bind, "--master-port", str(port)], start_new_session=True)
+        subprocess.Popen(
+            [
+                str(LOCUST),
+                "-f",
+                str(LOCUSTFILE),
+                "--worker",
+                "--master-host",
+                args.bind,
+                "--master-port",
+                str(port),
+            ],
+            start_new_session=True,
+        )
         for _ in range(args.workers)
-    ]  # fmt: skip
+    ]
     try:
         rc = master.wait()
     except KeyboardInterrupt:

@@ -1,0 +1,1 @@
+"""Streamlit page for clinicians, talking to the readmit api over HTTP."""

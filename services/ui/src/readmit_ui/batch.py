@@ -1,0 +1,84 @@
+"""CSV upload in the data set's own column format: validate every row, score in chunks."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from readmit_core.models import Encounter, encounter_record
+from readmit_core.schema import FIELD_NAMES, FIELDS_BY_NAME, Kind, example_encounter
+
+CHUNK = 200  # encounters per /predict/batch call
+
+
+@dataclass
+class ParsedCsv:
+    valid: list[tuple[int, dict[str, Any]]]  # (row number in the file, record)
+    invalid: list[tuple[int, str]]  # (row number, why)
+
+
+def template_csv() -> str:
+    """A header in the data set's format and one example row."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELD_NAMES)
+    writer.writeheader()
+    writer.writerow({k: "?" if v is None else v for k, v in example_encounter().items()})
+    return out.getvalue()
+
+
+def _typed(name: str, text: str) -> Any:
+    """A csv cell as the schema's type: "?" or blank is missing; ids and counts are integers."""
+    text = text.strip()
+    if text in ("", "?"):
+        return None
+    field = FIELDS_BY_NAME[name]
+    is_int = field.kind is Kind.INTEGER or isinstance(
+        field.choices[0] if field.choices else "", int
+    )
+    if is_int:
+        try:
+            return int(text)
+        except ValueError:
+            return text  # validation reports it, naming the field
+    return text
+
+
+def parse_csv(data: bytes) -> ParsedCsv:
+    """Rows of a csv with the schema's columns (other columns, e.g. encounter_id, ignored)."""
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+    missing = [n for n in FIELD_NAMES if n not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(
+            f"the file lacks the column(s) {', '.join(missing)}; "
+            "download the template for the format"
+        )
+    parsed = ParsedCsv([], [])
+    for number, row in enumerate(reader, start=2):  # row 1 is the header
+        record = {name: _typed(name, row[name] or "") for name in FIELD_NAMES}
+        try:
+            parsed.valid.append((number, encounter_record(Encounter.model_validate(record))))
+        except ValidationError as exc:
+            reasons = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+            parsed.invalid.append((number, reasons))
+    return parsed
+
+
+def predict_in_chunks(
+    predict_batch: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    records: list[dict[str, Any]],
+    progress: Callable[[float], None],
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(records), CHUNK):
+        answer = predict_batch(records[start : start + CHUNK])
+        results.extend(answer["predictions"])
+        progress(min(1.0, (start + CHUNK) / len(records)))
+    return results

@@ -1,0 +1,78 @@
+"""The api, as the page sees it: every failure becomes one readable sentence."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    """Something a clinician can read: what went wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    base_url: str
+    api_key: str | None = None
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> ApiClient:
+        return cls(
+            os.environ.get("READMIT_API_URL", "http://127.0.0.1:8000").rstrip("/"),
+            os.environ.get("READMIT_API_KEY") or None,
+            float(os.environ.get("READMIT_API_TIMEOUT_S", "10")),
+        )
+
+    def predict(self, record: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/predict", record)
+
+    def predict_batch(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._call("POST", "/predict/batch", {"encounters": records})
+
+    def model(self) -> dict[str, Any]:
+        return self._call("GET", "/model")
+
+    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            r = httpx.request(
+                method, self.base_url + path, json=body, headers=headers, timeout=self.timeout_s
+            )
+        except httpx.TimeoutException:
+            raise ApiError(
+                f"The prediction service at {self.base_url} did not answer within "
+                f"{self.timeout_s:.0f} s. It may be overloaded; try again."
+            ) from None
+        except httpx.HTTPError:
+            raise ApiError(
+                f"The prediction service at {self.base_url} cannot be reached. "
+                "It may be restarting; try again in a minute, or tell IT."
+            ) from None
+        if r.status_code == 200:
+            return r.json()
+        detail = _detail(r)
+        if r.status_code == 503:
+            raise ApiError(
+                f"The prediction service has no model loaded yet ({detail}). Try again in a minute."
+            )
+        if r.status_code == 401:
+            raise ApiError(
+                "The prediction service refused this page's API key (READMIT_API_KEY). Tell IT."
+            )
+        if r.status_code == 422:
+            raise ApiError(
+                "Some values were not accepted: "
+                + "; ".join(f"{e['field']}: {e['message']}" for e in r.json().get("errors", []))
+            )
+        raise ApiError(f"The prediction service answered {r.status_code}: {detail}")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.reason_phrase))
+    except ValueError:
+        return response.reason_phrase

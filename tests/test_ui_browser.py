@@ -1,0 +1,107 @@
+"""End to end in a real browser (Debian's Chromium driven by Playwright) on the real page, the
+real api and a real model. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import require
+from servers import ApiProcess, free_port, stop, wait_http
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the networking flags Chromium keeps dialling Google's hosts, refused here.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync",
+                 "--disable-quic"]  # fmt: skip
+TIMEOUT_MS = 30_000
+
+
+def start_ui(api_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "readmit-ui")],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "READMIT_API_URL": api_url, "READMIT_UI_PORT": str(port),
+             "READMIT_UI_ADDRESS": "127.0.0.1"},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/_stcore/health", 60, proc)
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    require(CHROMIUM.exists(), "Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def ui(api: ApiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    proc, url = start_ui(api.url, tmp_path_factory.mktemp("ui") / "ui.log")
+    try:
+        yield url
+    finally:
+        stop(proc)
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.get_by_text("30-day readmission risk").first.wait_for()
+    return page
+
+
+def test_fill_the_form_and_read_the_risk(browser, ui: str) -> None:
+    page = open_page(browser, ui)
+    field = page.get_by_role("spinbutton", name="Inpatient stays (prior year)")
+    field.fill("3")
+    field.press("Enter")
+    page.get_by_role("button", name="Predict readmission risk").click()
+    result = page.get_by_text("Readmission risk within 30 days")
+    result.wait_for()
+    assert "%" in result.inner_text()
+    page.get_by_text("Of 100 patients like this one").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "ui-single.png"), full_page=True)
+    page.close()
+
+
+def test_upload_a_csv_with_one_bad_row(browser, ui: str, encounters, tmp_path: Path) -> None:
+    frame = encounters.head(30).drop(columns=["target"]).copy()
+    frame.loc[frame.index[4], "age"] = "[200-210)"
+    upload = tmp_path / "encounters.csv"
+    frame.fillna("?").to_csv(upload, index=False)
+    page = open_page(browser, ui)
+    page.get_by_role("tab", name="Batch (CSV)").click()
+    page.locator("input[type=file]").set_input_files(str(upload))
+    page.get_by_text("1 row(s) cannot be scored").wait_for()
+    page.get_by_text("Scored 29 encounters").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "ui-batch.png"), full_page=True)
+    page.close()
+
+
+def test_api_down_shows_a_message(browser, tmp_path: Path) -> None:
+    proc, url = start_ui(f"http://127.0.0.1:{free_port()}", tmp_path / "ui.log")
+    try:
+        page = open_page(browser, url)
+        page.get_by_role("button", name="Predict readmission risk").click()
+        page.get_by_text("cannot be reached").first.wait_for()
+        assert page.get_by_role("button", name="Retry").count() >= 1
+        assert "Traceback" not in page.content()
+        page.screenshot(path=str(ARTIFACTS / "ui-api-down.png"), full_page=True)
+        page.close()
+    finally:
+        stop(proc)
