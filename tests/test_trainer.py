@@ -34,29 +34,11 @@ def test_sqlite_store_first_version_takes_the_alias(sqlite_registry: dict[str, A
 @pytest.fixture(scope="module")
 def server_runs(mlflow_server: str, data_path: Path) -> dict[str, dict[str, Any]]:
     """Champion on 8,000 encounters, then a 1,000-encounter challenger, then the same forced."""
+    small = ("--sample", "1000", "--seed", "2", "--candidates", "logistic_regression")
     return {
         "champion": run_trainer(data_path, mlflow_server, "--sample", "8000", "--seed", "1"),
-        "challenger": run_trainer(
-            data_path,
-            mlflow_server,
-            "--sample",
-            "1000",
-            "--seed",
-            "2",
-            "--candidates",
-            "logistic_regression",
-        ),
-        "forced": run_trainer(
-            data_path,
-            mlflow_server,
-            "--sample",
-            "1000",
-            "--seed",
-            "2",
-            "--candidates",
-            "logistic_regression",
-            "--force",
-        ),
+        "challenger": run_trainer(data_path, mlflow_server, *small),
+        "forced": run_trainer(data_path, mlflow_server, *small, "--force"),
     }
 
 

@@ -29,7 +29,6 @@ from readmit_core.schema import (
     ICD9_PATTERN,
     TARGET_COLUMN,
     TARGET_POSITIVE,
-    Field,
     Kind,
 )
 
@@ -127,14 +126,10 @@ def read_raw(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
 
     csv = read_verified_csv(locate(path))
     # Text stays text ("250.83" is a code, not a float); coded ids and counts are integers.
-    dtypes = {f.name: "int64" if _is_integer(f) else str for f in FIELDS}
+    dtypes = {f.name: "int64" if f.is_integer else str for f in FIELDS}
     return pd.read_csv(
         io.BytesIO(csv), na_values=["?"], keep_default_na=False, dtype=dtypes, low_memory=False
     )
-
-
-def _is_integer(f: Field) -> bool:
-    return f.kind is Kind.INTEGER or isinstance(f.choices[0] if f.choices else None, int)
 
 
 def load_encounters(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:

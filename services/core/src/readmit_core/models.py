@@ -37,7 +37,7 @@ def _exact_int(value: Any) -> Any:
 def _annotation(f: Field) -> Any:
     if f.kind is Kind.CATEGORY:
         base: Any = Literal[f.choices]  # type: ignore[valid-type]
-        if isinstance(f.choices[0], int):
+        if f.is_integer:
             base = Annotated[base, BeforeValidator(_exact_int)]
     elif f.kind is Kind.INTEGER:
         base = Annotated[

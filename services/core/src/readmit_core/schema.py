@@ -48,6 +48,13 @@ class Field:
     # Nullable fields accept null (the data set's "?"): unknown, not recorded.
     nullable: bool = False
 
+    @property
+    def is_integer(self) -> bool:
+        """Counts and coded ids (admission type...) are integers; everything else is text."""
+        return self.kind is Kind.INTEGER or (
+            bool(self.choices) and isinstance(self.choices[0], int)
+        )
+
     def label_of(self, value: Any) -> str:
         """Human name of a choice (``None`` reads "Unknown")."""
         if value is None:

@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from readmit_core.model import ReadmissionModel
 from readmit_core.pyfunc import load_readmission_model
-from readmit_core.schema import FIELDS, Kind
+from readmit_core.schema import FIELDS
 from readmit_trainer.progress import progress
 
 EXPERIMENT = "diabetes-readmission"
@@ -27,13 +27,10 @@ SERVING_REQUIREMENTS = ("mlflow-skinny", "lightgbm", "scikit-learn", "numpy", "p
 
 def signature() -> ModelSignature:
     """Input columns from the encounter schema; output: the risk."""
-
-    def spec(f):
-        is_int = f.kind is Kind.INTEGER or isinstance(f.choices[0] if f.choices else "", int)
-        return ColSpec("long" if is_int else "string", f.name, required=not f.nullable)
-
+    columns = [ColSpec("long" if f.is_integer else "string", f.name, required=not f.nullable)
+               for f in FIELDS]  # fmt: skip
     return ModelSignature(
-        inputs=Schema([spec(f) for f in FIELDS]),
+        inputs=Schema(columns),
         outputs=Schema([ColSpec("double", "readmission_risk")]),
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from readmit_core.models import Encounter, encounter_record
-from readmit_core.schema import FIELD_NAMES, FIELDS_BY_NAME, Kind, example_encounter
+from readmit_core.schema import FIELD_NAMES, FIELDS_BY_NAME, example_encounter
 
 CHUNK = 200  # encounters per /predict/batch call
 
@@ -37,10 +37,7 @@ def _typed(name: str, text: str) -> Any:
     if text in ("", "?"):
         return None
     field = FIELDS_BY_NAME[name]
-    is_int = field.kind is Kind.INTEGER or isinstance(
-        field.choices[0] if field.choices else "", int
-    )
-    if is_int:
+    if field.is_integer:
         try:
             return int(text)
         except ValueError:
