@@ -7,6 +7,7 @@
 #   make bench-api inference benchmark: readmit-api vs MLflow's scoring server (needs wrk)
 #   make loadtest  a bounded headless Locust run (master + 2 workers) against the local api
 #   make lint      ruff (lint + format check)
+#   make tools     pinned Helm 3 and helm-unittest, built from the Go module proxy into .tools/bin
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
@@ -23,7 +24,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
 export MLFLOW_PORT MLFLOW_TRACKING_URI
 
-.PHONY: install test up down train bench bench-api loadtest lint
+.PHONY: install tools test up down train bench bench-api loadtest lint
 
 install: $(VENV)/.installed
 
@@ -38,7 +39,23 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock $(wildcard services/*/pyproject
 		--python python3.11
 	touch $@
 
-test: install
+# Helm 3 as MicroK8s bundles it; helm-unittest's go.mod has replace directives, so it is built
+# inside its own module rather than with `go install pkg@version`.
+HELM_VERSION := v3.19.5
+HELM_UNITTEST_VERSION := v1.1.2
+TOOLS := $(CURDIR)/.tools/bin
+
+tools: $(TOOLS)/helm $(TOOLS)/helm-unittest
+
+$(TOOLS)/helm:
+	GOBIN=$(TOOLS) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(TOOLS)/helm-unittest:
+	cd "$$(go mod download -json github.com/helm-unittest/helm-unittest@$(HELM_UNITTEST_VERSION) \
+		| python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
+		&& go build -o $@ ./cmd/helm-unittest
+
+test: install tools
 	$(PY) -m pytest
 
 up: install

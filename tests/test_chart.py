@@ -1,0 +1,67 @@
+"""The Helm chart: lint, unit tests (helm-unittest), rendering, and cross-checks with the api."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import require
+
+ROOT = Path(__file__).resolve().parents[1]
+HELM = ROOT / ".tools" / "bin" / "helm"
+HELM_UNITTEST = ROOT / ".tools" / "bin" / "helm-unittest"
+KUBE_VERSIONS = ("1.25.0", "1.35.0")  # the oldest and newest Kubernetes the chart supports
+
+
+def run(*args: str) -> str:
+    out = subprocess.run(args, capture_output=True, text=True, check=False, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    require(HELM.exists(), "helm is not built: run `make tools`")
+    return str(HELM)
+
+
+@pytest.mark.parametrize("chart", [".", "charts/api"])
+def test_lint_strict(helm: str, chart: str) -> None:
+    run(helm, "lint", "--strict", chart, "--kube-version", KUBE_VERSIONS[0])
+
+
+def test_unit_tests(helm: str) -> None:
+    require(HELM_UNITTEST.exists(), "helm-unittest is not built: run `make tools`")
+    out = run(str(HELM_UNITTEST), "--strict", "charts/api")
+    (tests,) = [line for line in out.splitlines() if line.startswith("Tests:")]
+    assert "passed" in tests
+    assert "failed" not in tests
+
+
+@pytest.mark.parametrize("kube", KUBE_VERSIONS)
+def test_renders_pinned_images_and_probes_the_apis_own_routes(helm: str, kube: str) -> None:
+    from readmit_api.routes import router
+
+    docs = list(yaml.safe_load_all(run(helm, "template", "readmit", ".", "-n", "lab",
+                                       "--kube-version", kube)))  # fmt: skip
+    deployments = [d for d in docs if d and d["kind"] == "Deployment"]
+    assert deployments
+    routes = {r.path for r in router.routes}
+    for d in deployments:
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            assert c["image"].startswith("localhost:32000/")
+            assert not c["image"].endswith(":latest")
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                assert c[probe]["httpGet"]["path"] in routes, (probe, c[probe])
+
+
+def test_schema_errors_are_clear(helm: str) -> None:
+    out = subprocess.run(
+        [helm, "template", "r", ".", "--kube-version", KUBE_VERSIONS[0],
+         "--set", "api.service.nodePort=80"],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "/service/nodePort" in out.stderr
