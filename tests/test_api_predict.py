@@ -98,6 +98,7 @@ def test_model_endpoint_describes_the_served_model(
         api_model["validation"]["roc_auc"]
     )
     assert body["loaded_at"]
+    assert body["training"]["trained_at"].startswith("20")
     assert "time_in_hospital" in body["input_schema"]["properties"]
 
 

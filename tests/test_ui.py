@@ -75,4 +75,5 @@ def test_model_tab_shows_version_and_metrics(
     at = page(monkeypatch, api.url)
     text = " ".join(m.value for m in at.markdown)
     assert "**api-test** version" in text
+    assert "trained 20" in text  # an ISO date from the trainer
     assert "Flag threshold" in text

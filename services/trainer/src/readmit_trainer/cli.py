@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "test": test,
     }
     model.info = {k: summary[k] for k in ("params", "split", "validation", "test", "rows")}
+    model.info["trained_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return {
         "summary": summary,
         "model": model,

@@ -160,7 +160,8 @@ def model_tab(client: ApiClient) -> None:
     training = info.get("training", {})
     st.write(
         f"**{info['name']}** version **{info['version']}** (alias `{info['alias']}`), "
-        f"{info['algorithm']}, loaded {info['loaded_at']}."
+        f"{info['algorithm']}, trained {training.get('trained_at', 'at an unknown time')}, "
+        f"serving since {info['loaded_at']}."
     )
     st.write(f"Flag threshold: {info['threshold']:.1%} (chosen on validation data).")
     metrics = {part: training.get(part, {}) for part in ("validation", "test")}
