@@ -65,3 +65,22 @@ def test_schema_errors_are_clear(helm: str) -> None:
     )  # fmt: skip
     assert out.returncode != 0
     assert "/service/nodePort" in out.stderr
+
+
+@pytest.mark.parametrize("kube", KUBE_VERSIONS)
+def test_rendered_manifests_match_the_kubernetes_schemas(helm: str, kube: str) -> None:
+    """Strict: unknown fields fail. CRD kinds (ServiceMonitor) must at least be well-formed."""
+    import kubernetes_validate as kv
+
+    rendered = run(helm, "template", "readmit", ".", "-n", "lab", "--kube-version", kube,
+                   "--set", "api.serviceMonitor.enabled=true")  # fmt: skip
+    kinds = []
+    for doc in filter(None, yaml.safe_load_all(rendered)):
+        kinds.append(doc["kind"])
+        try:
+            kv.validate(doc, kube, strict=True)
+        except kv.SchemaNotFoundError:
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1", doc["kind"]
+            assert doc["spec"]["endpoints"]
+            assert doc["spec"]["selector"]["matchLabels"]
+    assert sorted(kinds) == ["ConfigMap", "Deployment", "Service", "ServiceMonitor"]
