@@ -84,3 +84,27 @@ def test_rendered_manifests_match_the_kubernetes_schemas(helm: str, kube: str) -
             assert doc["spec"]["endpoints"]
             assert doc["spec"]["selector"]["matchLabels"]
     assert sorted(kinds) == ["ConfigMap", "Deployment", "Service", "ServiceMonitor"]
+
+
+def test_alert_rules_pass_promtool_and_their_unit_tests(helm: str, tmp_path: Path) -> None:
+    """Each alert fires and does not fire as charts/api/tests/promtool/alerts_test.yaml says."""
+    import shutil
+
+    promtool = shutil.which("promtool")
+    require(promtool is not None, "promtool is not installed (apt-get install prometheus)")
+    rendered = run(helm, "template", "readmit", ".", "-n", "lab", "--kube-version",
+                   KUBE_VERSIONS[0], "--set", "api.prometheusRule.enabled=true",
+                   "-s", "charts/api/templates/prometheusrule.yaml")  # fmt: skip
+    rule = yaml.safe_load(rendered)
+    assert rule["kind"] == "PrometheusRule"
+    for r in rule["spec"]["groups"][0]["rules"]:
+        assert r["labels"]["severity"] in ("warning", "critical"), r["alert"]
+        assert r["annotations"]["summary"], r["alert"]
+        assert r["annotations"]["description"], r["alert"]
+    (tmp_path / "alerts.rules.yml").write_text(yaml.safe_dump(rule["spec"], sort_keys=False))
+    shutil.copy(ROOT / "charts/api/tests/promtool/alerts_test.yaml", tmp_path)
+    out = run(promtool, "check", "rules", str(tmp_path / "alerts.rules.yml"))
+    assert "SUCCESS: 6 rules found" in out
+    out = subprocess.run([promtool, "test", "rules", "alerts_test.yaml"], cwd=tmp_path,
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
