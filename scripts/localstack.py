@@ -106,8 +106,9 @@ def healthy(svc: Service) -> bool:
 
 
 def start(svc: Service) -> None:
-    if pid_of(svc) is not None:
-        print(f"{svc.name}: already running (pid {pid_of(svc)})")
+    running = pid_of(svc)
+    if running is not None:
+        print(f"{svc.name}: already running (pid {running})")
     else:
         if port_taken(svc.port):
             sys.exit(f"{svc.name}: port {svc.port} is taken by another process; free it or set "

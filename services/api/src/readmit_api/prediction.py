@@ -26,9 +26,7 @@ class Predictor:
         self.batcher = MicroBatcher(self._score)
 
     def _score(self, rows: np.ndarray) -> tuple[np.ndarray, LoadedModel]:
-        loaded = self.store.current  # one model for the whole micro-batch, even mid-swap
-        if loaded is None:
-            raise ApiError(503, self.store.not_ready_reason, {"Retry-After": RETRY_AFTER_S})
+        loaded = self.require_model()  # one model for the whole micro-batch, even mid-swap
         return loaded.model.predict_proba(rows), loaded
 
     def require_model(self) -> LoadedModel:

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from readmit_api import schemas
 from readmit_api.auth import require_key
 from readmit_api.errors import json_response
+from readmit_api.prediction import RETRY_AFTER_S
 from readmit_core.models import Encounter
 
 router = APIRouter()
@@ -82,9 +83,8 @@ async def ready(request: Request) -> Response:
     store = request.app.state.store
     loaded = store.current
     if loaded is None:
-        return json_response(
-            {"status": "not ready", "reason": store.not_ready_reason}, 503, {"Retry-After": "5"}
-        )
+        body = {"status": "not ready", "reason": store.not_ready_reason}
+        return json_response(body, 503, {"Retry-After": RETRY_AFTER_S})
     model = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias}
     return json_response({"status": "ready", "model": model})
 
