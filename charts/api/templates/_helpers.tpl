@@ -42,3 +42,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" $repo (include "api.tag" .) }}
 {{- end }}
 {{- end }}
+
+{{/* The Secret holding the API key: an existing one, or the one the umbrella generates. */}}
+{{- define "api.apiKeySecret" -}}
+{{- .Values.global.apiKeys.existingSecret | default (printf "%s-api-keys" .Release.Name) }}
+{{- end }}
