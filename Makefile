@@ -1,7 +1,7 @@
 # readmit — stable targets (scripts, CI and the README call them).
 #   make install   one .venv with every service package (uv workspace); idempotent
 #   make test      the whole suite, exactly what CI runs
-#   make up/down   the local stack (MLflow server on sqlite + a registered production model)
+#   make up/down   the local stack: MLflow (sqlite), a production model, api, ui, Locust, Prometheus
 #   make train     train on the full data set and register in the local stack's MLflow
 #   make bench     full-data training benchmark with the quality gates
 #   make bench-api inference benchmark: readmit-api vs MLflow's scoring server (needs wrk)
@@ -70,7 +70,8 @@ $(TOOLS)/helm-unittest:
 test: install tools
 	$(PY) -m pytest
 
-up: install
+# Helm renders the chart's alert rules for the local Prometheus.
+up: install $(TOOLS)/helm
 	$(PY) scripts/localstack.py up
 
 down:
@@ -85,9 +86,10 @@ bench: install
 bench-api: install
 	$(PY) scripts/bench/bench_api.py $(BENCH_ARGS)
 
-# Its exporter on 9647: the stack's own Locust master (make up) holds 9646.
+# Its exporter on 9647 (the stack's own Locust master holds 9646); the stack's Prometheus scrapes both.
+LOADTEST_METRICS_PORT ?= 9647
 loadtest: install
-	READMIT_LOCUST_METRICS_PORT=9647 READMIT_LOCUST_METRICS_ADDR=127.0.0.1 \
+	READMIT_LOCUST_METRICS_PORT=$(LOADTEST_METRICS_PORT) READMIT_LOCUST_METRICS_ADDR=127.0.0.1 \
 		$(VENV)/bin/readmit-loadtest --host http://127.0.0.1:$${READMIT_API_PORT:-8000} \
 		$(LOADTEST_ARGS)
 

@@ -3,12 +3,16 @@
 ``up`` starts what is not already running, waits until each part is ready, makes sure a production
 model is registered (training one on first run) and prints the URLs; a second ``up`` is safe.
 ``down`` stops exactly what ``up`` started (pid files under .local/run). Logs: .local/logs/.
+Prometheus (Debian's ``prometheus``) scrapes the api and the Locust exporters with the alert rules
+the chart ships, rendered from the chart by Helm (never copied). READMIT_STATE_DIR moves .local/.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,12 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STATE = ROOT / ".local"
-RUN, LOGS = STATE / "run", STATE / "logs"
+STATE = Path(os.environ.get("READMIT_STATE_DIR", ROOT / ".local")).resolve()
+RUN, LOGS, PROM = STATE / "run", STATE / "logs", STATE / "prometheus"
 BIN = Path(sys.executable).parent
 API_BIN = ROOT / ".venv-api" / "bin"
+HELM = ROOT / ".tools" / "bin" / "helm"
 MODEL_NAME = os.environ.get("READMIT_MODEL_NAME", "diabetes-readmission")
 MODEL_ALIAS = os.environ.get("READMIT_MODEL_ALIAS", "production")
+# Scrape job names as in the cluster (the Services of release "readmit"), so the chart's alert
+# rules, which select job="readmit-api", work unchanged.
+API_JOB, LOCUST_JOB = "readmit-api", "readmit-locust-master"
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ def services() -> list[Service]:
     api_port = int(os.environ.get("READMIT_API_PORT", "8000"))
     ui_port = int(os.environ.get("READMIT_UI_PORT", "8501"))
     locust_port = int(os.environ.get("LOCUST_WEB_PORT", "8089"))
+    prometheus_port = int(os.environ.get("PROMETHEUS_PORT", "9090"))
     store = STATE / "mlflow"
     tracking = f"http://127.0.0.1:{mlflow_port}"
     api = f"http://127.0.0.1:{api_port}"
@@ -78,9 +87,53 @@ def services() -> list[Service]:
             "locust", "LOCUST_WEB_PORT", locust_port, "/", 90,
             (str(BIN / "readmit-loadtest"), "--web", "--web-port", str(locust_port),
              "--host", api, "--workers", "2"),
-            (("READMIT_LOCUST_METRICS_ADDR", "127.0.0.1"),),
+            (("READMIT_LOCUST_METRICS_ADDR", "127.0.0.1"),
+             ("READMIT_LOCUST_METRICS_PORT", str(exporter_ports()[0]))),
+        ),
+        Service(
+            "prometheus", "PROMETHEUS_PORT", prometheus_port, "/-/ready", 60,
+            (shutil.which("prometheus") or "prometheus", f"--config.file={PROM / 'prometheus.yml'}",
+             f"--storage.tsdb.path={PROM / 'data'}", "--storage.tsdb.retention.time=2d",
+             f"--web.listen-address=127.0.0.1:{prometheus_port}"),
         ),
     ]  # fmt: skip
+
+
+def exporter_ports() -> tuple[int, int]:
+    """The Locust exporters: the stack's master (web UI) and `make loadtest`'s headless master."""
+    return (int(os.environ.get("LOCUST_METRICS_PORT", "9646")),
+            int(os.environ.get("LOADTEST_METRICS_PORT", "9647")))  # fmt: skip
+
+
+def alert_rules() -> dict:
+    """The api's PrometheusRule as the chart renders it (release "readmit"), as a rule file."""
+    import yaml
+
+    if not HELM.exists():
+        sys.exit(f"prometheus: alert rules are rendered by Helm; {HELM} is missing: make tools")
+    rendered = subprocess.run(
+        [str(HELM), "template", "readmit", str(ROOT / "charts/api"), "--kube-version", "1.35.0",
+         "--show-only", "templates/prometheusrule.yaml", "--set", "prometheusRule.enabled=true"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return yaml.safe_load(rendered)["spec"]
+
+
+def write_prometheus_config(api_port: int, interval: str) -> None:
+    import yaml
+
+    PROM.mkdir(parents=True, exist_ok=True)
+    (PROM / "rules.yml").write_text(yaml.safe_dump(alert_rules(), sort_keys=False))
+    config = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(PROM / "rules.yml")],
+        "scrape_configs": [
+            {"job_name": API_JOB, "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}]},
+            {"job_name": LOCUST_JOB, "static_configs": [
+                {"targets": [f"127.0.0.1:{p}" for p in exporter_ports()]}]},
+        ],
+    }  # fmt: skip
+    (PROM / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def pid_of(svc: Service) -> int | None:
@@ -116,7 +169,7 @@ def start(svc: Service) -> None:
         RUN.mkdir(parents=True, exist_ok=True)
         LOGS.mkdir(parents=True, exist_ok=True)
         log = (LOGS / f"{svc.name}.log").open("ab")
-        (STATE / "mlflow").mkdir(parents=True, exist_ok=True)
+        (STATE / "mlflow").mkdir(parents=True, exist_ok=True)  # before the server opens it
         proc = subprocess.Popen(
             svc.command,
             stdout=log,
@@ -146,33 +199,33 @@ def ensure_model(tracking_uri: str) -> None:
         return
     except MlflowException:
         pass
-    print(f"model: no {MODEL_NAME}@{MODEL_ALIAS} yet; training on the full data set (~1 min)")
+    # READMIT_TRAIN_ARGS adds trainer options, e.g. "--sample 3000" for a quick first model.
+    extra = shlex.split(os.environ.get("READMIT_TRAIN_ARGS", ""))
+    print(f"model: no {MODEL_NAME}@{MODEL_ALIAS} yet; training it (~1 min on the full data set)")
     subprocess.run(
-        [
-            str(BIN / "readmit-train"),
-            "--tracking-uri",
-            tracking_uri,
-            "--model-name",
-            MODEL_NAME,
-            "--alias",
-            MODEL_ALIAS,
-        ],
+        [str(BIN / "readmit-train"), "--tracking-uri", tracking_uri, "--model-name", MODEL_NAME,
+         "--alias", MODEL_ALIAS, *extra],
         check=True,
-    )
+    )  # fmt: skip
 
 
 def up() -> None:
     mlflow, *rest = services()
+    if shutil.which("prometheus") is None:
+        sys.exit("prometheus: not installed; on Debian: sudo apt-get install prometheus")
     start(mlflow)
     ensure_model(mlflow.url)  # the api is ready only once there is a model to serve
+    urls = {s.name: s.url for s in rest}
+    api_port = int(urls["api"].rsplit(":", 1)[1])
+    write_prometheus_config(api_port, os.environ.get("PROMETHEUS_SCRAPE_INTERVAL", "5s"))
     for svc in rest:
         start(svc)
-    urls = {s.name: s.url for s in rest}
     print("\nreadmit local stack is up:")
     print(f"  MLflow UI and registry  {mlflow.url}")
     print(f"  api                     {urls['api']}  (docs: {urls['api']}/docs)")
     print(f"  ui (clinicians)         {urls['ui']}")
-    print(f"  Locust web UI           {urls['locust']}  (load-test metrics on :9646/metrics)")
+    print(f"  Locust web UI           {urls['locust']}  (metrics :{exporter_ports()[0]}/metrics)")
+    print(f"  Prometheus              {urls['prometheus']}  (alerts: {urls['prometheus']}/alerts)")
     print(
         f"  try: curl -s {urls['api']}/predict -H 'content-type: application/json' "
         "-d @scripts/example-encounter.json"

@@ -97,8 +97,15 @@ def summary(report_dir: Path) -> str:
     )
 
 
+def _stop(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # Master and workers run in their own process groups (Ctrl-C goes to this runner only), so a
+    # SIGTERM to the runner (`make down`, a container stop) must be passed on: handled as Ctrl-C.
+    signal.signal(signal.SIGTERM, _stop)
     args.report_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     master = subprocess.Popen(master_command(args, port), start_new_session=True)
