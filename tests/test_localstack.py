@@ -133,6 +133,30 @@ def test_prometheus_scrapes_the_api_and_locust_with_the_charts_rules(stack: Stac
         assert loaded[name]["annotations"]["summary"] == rule["annotations"]["summary"], name
 
 
+def readme_curls() -> list[tuple[str, str]]:
+    """(command, the comment lines after it) for each README curl against the local api."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if line.startswith("curl -s localhost:8000"):
+            after = [c for c in lines[i + 1 : i + 4] if c.startswith("#")]
+            found.append((line, " ".join(after)))
+    return found
+
+
+def test_the_readmes_curl_examples_work(stack: Stack) -> None:
+    curls = readme_curls()
+    assert len(curls) >= 3
+    for command, shown in curls:
+        local = command.replace("localhost:8000", f"127.0.0.1:{stack.port('READMIT_API_PORT')}")
+        out = subprocess.run(["bash", "-c", local], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout  # fmt: skip
+        body = json.loads(out)
+        assert body, command
+        for key in re.findall(r'"(\w+)":', shown):  # every key the README shows is really there
+            assert f'"{key}":' in out, (command, key)
+
+
 def dashboard_queries() -> list[tuple[str, str, str]]:
     """(dashboard, panel, PromQL) for every target of every panel, variables substituted."""
     found = []
