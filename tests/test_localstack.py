@@ -139,8 +139,12 @@ def readme_curls() -> list[tuple[str, str]]:
     found = []
     for i, line in enumerate(lines):
         if line.startswith("curl -s localhost:8000"):
-            after = [c for c in lines[i + 1 : i + 4] if c.startswith("#")]
-            found.append((line, " ".join(after)))
+            shown = []
+            for comment in lines[i + 1 :]:
+                if not comment.startswith("#"):
+                    break
+                shown.append(comment)
+            found.append((line, " ".join(shown)))
     return found
 
 
