@@ -17,9 +17,12 @@ KEYS = "first-key-0123456789,second-key-9876543210"
 def keyed_api(
     mlflow_server: str, api_model: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ):
-    """API keys on, and logging at debug: the most a log could ever say."""
-    api = start_api(tmp_path_factory.mktemp("keyed") / "api.log", MLFLOW_TRACKING_URI=mlflow_server,
-                    READMIT_MODEL_NAME=API_MODEL, READMIT_API_KEYS=KEYS,
+    """API keys on (from a file, as the chart mounts its Secret), and logging at debug: the most
+    a log could ever say."""
+    state = tmp_path_factory.mktemp("keyed")
+    (state / "api-keys").write_text(KEYS + "\n")
+    api = start_api(state / "api.log", MLFLOW_TRACKING_URI=mlflow_server,
+                    READMIT_MODEL_NAME=API_MODEL, READMIT_API_KEYS_FILE=str(state / "api-keys"),
                     READMIT_LOG_LEVEL="debug")  # fmt: skip
     try:
         api.wait_ready()

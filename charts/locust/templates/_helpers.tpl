@@ -51,6 +51,7 @@ securityContext:
   runAsNonRoot: true
   runAsUser: 10001
   runAsGroup: 10001
+  fsGroup: 10001
   seccompProfile:
     type: RuntimeDefault
 containers:
@@ -76,11 +77,9 @@ containers:
         value: /data/{{ $v.data.path }}
       {{- end }}
       {{- if $v.global.apiKeys.enabled }}
-      - name: READMIT_API_KEY
-        valueFrom:
-          secretKeyRef:
-            name: {{ $v.global.apiKeys.existingSecret | default (printf "%s-api-keys" .ctx.Release.Name) }}
-            key: {{ $v.global.apiKeys.secretKey }}
+      # The key as a file from the mounted Secret, not an environment variable.
+      - name: READMIT_API_KEY_FILE
+        value: /var/run/secrets/readmit/api-key
       {{- end }}
     {{- with .ports }}
     ports:
@@ -109,6 +108,11 @@ containers:
         mountPath: /data
         readOnly: true
       {{- end }}
+      {{- if $v.global.apiKeys.enabled }}
+      - name: api-key
+        mountPath: /var/run/secrets/readmit
+        readOnly: true
+      {{- end }}
 volumes:
   - name: tmp
     emptyDir: {}
@@ -122,5 +126,12 @@ volumes:
     persistentVolumeClaim:
       claimName: {{ $v.data.existingClaim }}
       readOnly: true
+  {{- end }}
+  {{- if $v.global.apiKeys.enabled }}
+  - name: api-key
+    secret:
+      secretName: {{ $v.global.apiKeys.existingSecret | default (printf "%s-api-keys" .ctx.Release.Name) }}
+      items: [{key: {{ $v.global.apiKeys.secretKey }}, path: api-key}]
+      defaultMode: 0440
   {{- end }}
 {{- end }}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = Field(
         None, description="comma-separated keys; when set, /predict* and /model need a Bearer key"
     )
+    api_keys_file: Path | None = Field(
+        None, description="file with the keys (a mounted Secret); wins over READMIT_API_KEYS"
+    )
     host: str = Field("0.0.0.0", description="address to listen on")
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$")
@@ -41,9 +45,19 @@ class Settings(BaseSettings):
         0.3, gt=0, lt=1, description="risk at or above which the band is 'high'"
     )
 
+    @model_validator(mode="after")
+    def _keys_file_is_readable(self) -> Settings:
+        # Checked at start: a missing key file must stop the api, not fail its first request.
+        if self.api_keys_file is not None and not self.api_keys_file.is_file():
+            raise ValueError(f"READMIT_API_KEYS_FILE={self.api_keys_file} is not a readable file")
+        return self
+
     @cached_property
     def keys(self) -> tuple[bytes, ...]:
-        if self.api_keys is None:
+        if self.api_keys_file is not None:
+            raw = self.api_keys_file.read_text()
+        elif self.api_keys is not None:
+            raw = self.api_keys.get_secret_value()
+        else:
             return ()
-        raw = self.api_keys.get_secret_value().split(",")
-        return tuple(k.strip().encode() for k in raw if k.strip())
+        return tuple(k.strip().encode() for k in raw.split(",") if k.strip())

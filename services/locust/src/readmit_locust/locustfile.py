@@ -2,7 +2,8 @@
 
 Tasks, weighted like clinical use: single predictions (most), small batches, the model
 description and the liveness probe. Every response is checked (status, shape, risk in [0, 1]):
-a wrong body counts as a failure. READMIT_API_KEY is sent as a Bearer key when set.
+a wrong body counts as a failure. READMIT_API_KEY (or the file READMIT_API_KEY_FILE names) is
+sent as a Bearer key when set.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import random
 from locust import HttpUser, between, events, task
 from locust.runners import WorkerRunner
 
+from readmit_core.secrets import secret_from_env
 from readmit_locust import exporter
 from readmit_locust.payloads import check_prediction, real_encounters
 
@@ -33,7 +35,7 @@ class ClinicianUser(HttpUser):
     )
 
     def on_start(self) -> None:
-        key = os.environ.get("READMIT_API_KEY")
+        key = secret_from_env("READMIT_API_KEY")
         if key:
             self.client.headers["Authorization"] = f"Bearer {key}"
 

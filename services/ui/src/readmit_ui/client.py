@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from readmit_core.secrets import secret_from_env
+
 
 class ApiError(Exception):
     """Something a clinician can read: what went wrong and what to do."""
@@ -23,7 +25,7 @@ class ApiClient:
     def from_env(cls) -> ApiClient:
         return cls(
             os.environ.get("READMIT_API_URL", "http://127.0.0.1:8000").rstrip("/"),
-            os.environ.get("READMIT_API_KEY") or None,
+            secret_from_env("READMIT_API_KEY"),
             float(os.environ.get("READMIT_API_TIMEOUT_S", "10")),
         )
 
