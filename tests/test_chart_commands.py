@@ -1,7 +1,7 @@
-"""The mlflow subchart's own container commands, run here as real processes: the MLflow server
-exactly as the Deployment starts it (its host check included), then the training Job's init
-container and arguments against it. Only paths, ports and the service's address are rewritten;
-the packages are the trainer image's (full mlflow, readmit-trainer)."""
+"""The subcharts' own container commands, run here as real processes: the MLflow server exactly as
+the mlflow Deployment starts it (its host check included), the training Job's init container and
+arguments against it, and Locust's master and worker as their Deployments start them. Only paths,
+ports and Service addresses are rewritten; the packages are the images' own."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ VENV_BIN = Path(sys.executable).parent
 SERVICE = "http://readmit-mlflow:5000"  # what the chart's Job calls the server
 
 
-def rendered_pod(template: str, *sets: str) -> dict:
+def rendered_pod(template: str, *sets: str, chart: str = "mlflow") -> dict:
     require(HELM.exists(), "helm is not built: run `make tools`")
-    args = [str(HELM), "template", "readmit", str(ROOT / "charts/mlflow"), "-n", "lab",
+    args = [str(HELM), "template", "readmit", str(ROOT / "charts" / chart), "-n", "lab",
             "--kube-version", "1.35.0", "--show-only", f"templates/{template}"]  # fmt: skip
     for s in sets:
         args += ["--set", s]
@@ -110,3 +110,47 @@ def test_the_training_job_registers_the_model(server: int, data_path: Path,
     client = MlflowClient(here, here)
     version = client.get_model_version_by_alias("diabetes-readmission", "production")
     assert version.version == "1"
+
+
+def test_locust_master_and_worker_connect_as_the_chart_starts_them(
+    api, data_path: Path, tmp_path: Path
+) -> None:
+    """Master and worker commands from the locust subchart; the worker reaches the master by the
+    -master Service's name (here 127.0.0.1), and the master's exporter reports it."""
+    # the image's /src/locustfile.py links to this file (never imported here: locust patches ssl)
+    locustfile = ROOT / "services/locust/src/readmit_locust/locustfile.py"
+    master_port, web_port, metrics_port = free_port(), free_port(), free_port()
+    moved = {"/src/locustfile.py": str(locustfile), "=5557": f"={master_port}",
+             "--web-port=8089": f"--web-port={web_port}", "http://readmit-api:8000": api.url,
+             "=readmit-locust-master": "=127.0.0.1"}  # fmt: skip
+    procs = []
+    try:
+        for role in ("master", "worker"):
+            (c,) = rendered_pod(f"{role}.yaml", chart="locust")["containers"]
+            command = [*c["command"], *c["args"]]
+            for old, new in moved.items():
+                command = [a.replace(old, new) for a in command]
+            assert command[0] == "locust"
+            command[0] = str(VENV_BIN / "locust")
+            env = {**container_env(c, tmp_path), "READMIT_DATA": str(data_path),
+                   "READMIT_LOCUST_METRICS_PORT": str(metrics_port),
+                   "READMIT_LOCUST_METRICS_ADDR": "127.0.0.1"}  # fmt: skip
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+            procs.append(subprocess.Popen(command, env=env, start_new_session=True, **quiet))
+        deadline = time.monotonic() + 120
+        workers = ""
+        while time.monotonic() < deadline:
+            try:
+                text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+                workers = next(line for line in text.splitlines()
+                               if line.startswith("locust_workers "))  # fmt: skip
+                if workers == "locust_workers 1.0":
+                    break
+            except (requests.ConnectionError, StopIteration):
+                pass
+            time.sleep(0.5)
+        assert workers == "locust_workers 1.0", workers
+        assert requests.get(f"http://127.0.0.1:{web_port}/", timeout=5).status_code == 200
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
