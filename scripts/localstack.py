@@ -216,7 +216,7 @@ def up() -> None:
     start(mlflow)
     ensure_model(mlflow.url)  # the api is ready only once there is a model to serve
     urls = {s.name: s.url for s in rest}
-    api_port = int(urls["api"].rsplit(":", 1)[1])
+    api_port = next(s.port for s in rest if s.name == "api")
     write_prometheus_config(api_port, os.environ.get("PROMETHEUS_SCRAPE_INTERVAL", "5s"))
     for svc in rest:
         start(svc)
