@@ -272,3 +272,16 @@ def test_down_stops_exactly_what_up_started(stack: Stack) -> None:
     for var in PORT_VARS[:5]:
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{stack.port(var)}/", timeout=2)
+
+
+def test_the_readmes_port_table_is_the_stacks_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runpy
+
+    for var in PORT_VARS:
+        monkeypatch.delenv(var, raising=False)
+    localstack = runpy.run_path(str(ROOT / "scripts/localstack.py"))
+    defaults = {s.port_env: s.port for s in localstack["services"]()}
+    defaults["LOCUST_METRICS_PORT"] = localstack["exporter_ports"]()[0]
+    readme = (ROOT / "README.md").read_text()
+    table = re.findall(r"\| http://127\.0\.0\.1:(\d+)\S* \| `(\w+)` \|", readme)
+    assert {var: int(port) for port, var in table} == defaults
