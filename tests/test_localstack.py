@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,16 @@ STACK = ("mlflow", "api", "ui", "locust", "prometheus")
 RATE_INTERVAL = "1m"  # what Grafana's $__rate_interval becomes at a 5 s scrape interval
 
 
-def chart_alert_rules() -> list[dict]:
-    """The alert rules as the chart renders them (release "readmit", as the local stack's jobs)."""
+@cache
+def chart_alert_rules() -> tuple[dict, ...]:
+    """The alert rules as the chart renders them (release "readmit", as the local stack's jobs);
+    rendered once, looked up by several tests."""
     rendered = subprocess.run(
         [HELM, "template", "readmit", ROOT / "charts/api", "--kube-version", "1.35.0",
          "--show-only", "templates/prometheusrule.yaml", "--set", "prometheusRule.enabled=true"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    return yaml.safe_load(rendered)["spec"]["groups"][0]["rules"]
+    return tuple(yaml.safe_load(rendered)["spec"]["groups"][0]["rules"])
 
 
 def alert_expr(name: str) -> str:
