@@ -245,9 +245,13 @@ def dashboard_exprs() -> dict[str, list[str]]:
             for p in sorted((ROOT / "dashboards").glob("*.json"))}  # fmt: skip
 
 
-def alert_exprs(chart: Path) -> list[str]:
+def lab_prometheus_rule(chart: Path) -> dict:
     (rule,) = [d for d in render(chart, "lab") if d["kind"] == "PrometheusRule"]
-    return [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    return rule
+
+
+def alert_exprs(chart: Path) -> list[str]:
+    return [r["expr"] for g in lab_prometheus_rule(chart)["spec"]["groups"] for r in g["rules"]]
 
 
 def test_dashboards_and_alerts_use_only_metrics_the_services_export(chart: Path, api) -> None:
@@ -326,7 +330,7 @@ def test_alert_rules_pass_promtool_and_their_unit_tests(chart: Path, tmp_path: P
     """Each alert fires and does not fire as charts/api/tests/promtool/alerts_test.yaml says."""
     promtool = shutil.which("promtool")
     require(promtool is not None, "promtool is not installed (apt-get install prometheus)")
-    (rule,) = [d for d in render(chart, "lab") if d["kind"] == "PrometheusRule"]
+    rule = lab_prometheus_rule(chart)
     for r in rule["spec"]["groups"][0]["rules"]:
         assert r["labels"]["severity"] in ("warning", "critical"), r["alert"]
         assert r["annotations"]["summary"], r["alert"]
