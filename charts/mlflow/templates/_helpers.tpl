@@ -18,6 +18,13 @@ app.kubernetes.io/name: {{ include "mlflow.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* The server's pods only: the training Job's pods share name and instance, and a Service that
+selected them too would send part of the registry's traffic to a pod that does not serve it. */}}
+{{- define "mlflow.serverSelectorLabels" -}}
+{{ include "mlflow.selectorLabels" . }}
+app.kubernetes.io/component: registry
+{{- end }}
+
 {{/* Standard labels. */}}
 {{- define "mlflow.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
