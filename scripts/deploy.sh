@@ -2,39 +2,63 @@
 # Deploy readmit to MicroK8s with one environment's values, then print where everything is.
 #   scripts/deploy.sh lab|production [extra helm args]
 #   DRY_RUN=1 scripts/deploy.sh lab    print the commands only (the README lists exactly these)
-# Build and push the images first: scripts/build-images.sh.
+# Build and push the images first (scripts/build-images.sh): the digests it records in
+# values/images.generated.yaml (IMAGES_VALUES) are passed on, so a rebuilt image rolls out under
+# the same tag.
+# Another cluster than MicroK8s: MICROK8S= (no addons) with HELM and KUBECTL set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-envs=(values/*.yaml)
-envs=("${envs[@]#values/}")
-usage="usage: scripts/deploy.sh ENV [helm args]; ENV is one of: ${envs[*]%.yaml}"
+envs=()
+for f in values/*.yaml; do [[ $f == *.generated.yaml ]] || envs+=("$(basename "$f" .yaml)"); done
+usage="usage: scripts/deploy.sh ENV [helm args]; ENV is one of: ${envs[*]}"
 [[ $# -ge 1 ]] || { echo "$usage" >&2; exit 2; }
 env=$1
 shift
 values=values/$env.yaml
-[[ -f $values ]] || { echo "no values file $values; $usage" >&2; exit 2; }
+[[ -f $values && $values != *.generated.yaml ]] || { echo "no values file $values; $usage" >&2; exit 2; }
 release=${READMIT_RELEASE:-readmit}
 namespace=${READMIT_NAMESPACE:-readmit}
+microk8s=${MICROK8S-microk8s}
 # MicroK8s bundles Helm 3 (microk8s helm3); HELM/KUBECTL point at others.
-read -r -a helm <<< "${HELM:-microk8s helm3}"
-read -r -a kubectl <<< "${KUBECTL:-microk8s kubectl}"
+read -r -a helm <<< "${HELM:-$microk8s helm3}"
+read -r -a kubectl <<< "${KUBECTL:-$microk8s kubectl}"
 
 run() {
     echo "+ $*"
     [[ -n ${DRY_RUN:-} ]] || "$@"
 }
 
-addons=(dns registry hostpath-storage)
-# Production reuses the cluster's monitoring stack (its Prometheus selects release=kube-prom-stack).
-[[ $env == production ]] && addons+=(observability)
+if [[ -n $microk8s ]]; then
+    addons=(dns registry hostpath-storage)
+    # Production reuses the cluster's monitoring stack (its Prometheus selects release=kube-prom-stack).
+    [[ $env == production ]] && addons+=(observability)
+    run "$microk8s" status --wait-ready
+    run "$microk8s" enable "${addons[@]}"
+fi
 
-run microk8s status --wait-ready
-run microk8s enable "${addons[@]}"
+# Without the bundled kube-prometheus-stack, the ServiceMonitor and PrometheusRule need the
+# Prometheus operator's CRDs in the cluster: say so now rather than fail deep inside Helm.
+bundled=$(awk '/^kube-prometheus-stack:/ {s = 1; next} /^[^ #]/ {s = 0}
+               s && /^  enabled: *true/ {print "yes"}' "$values")
+if [[ -z $bundled && -z ${DRY_RUN:-} ]]; then
+    for crd in servicemonitors prometheusrules; do
+        if ! "${kubectl[@]}" get crd "$crd.monitoring.coreos.com" >/dev/null 2>&1; then
+            echo "the cluster has no $crd.monitoring.coreos.com CRD, which values/$env.yaml" \
+                "needs: enable MicroK8s' observability addon (microk8s enable observability)" \
+                "or install the Prometheus operator's CRDs" >&2
+            exit 1
+        fi
+    done
+fi
+
+images=()
+generated=${IMAGES_VALUES:-values/images.generated.yaml}
+[[ -f $generated ]] && images=(--values "$generated")
 run "${helm[@]}" repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update
 run "${helm[@]}" dependency build .
 run "${helm[@]}" upgrade --install "$release" . --namespace "$namespace" --create-namespace \
-    --values "$values" --wait --timeout 15m "$@"
+    --values "$values" "${images[@]}" --wait --timeout 15m "$@"
 
 [[ -z ${DRY_RUN:-} ]] || exit 0
 node=$("${kubectl[@]}" get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
