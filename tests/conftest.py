@@ -22,6 +22,22 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 STRICT = os.environ.get("READMIT_STRICT") == "1"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dataset_diabetes.zip"
+CHART_FILES = ("Chart.yaml", "Chart.lock", "values.yaml", "values.schema.json", ".helmignore",
+               "templates", "charts", "dashboards")  # fmt: skip
+
+
+def copy_chart(dst: Path) -> Path:
+    """The chart at ``dst`` with a test-only stand-in for kube-prometheus-stack, which cannot be
+    downloaded here (Helm refuses a chart whose dependency is missing, even a disabled one)."""
+    dst.mkdir(parents=True)
+    for name in CHART_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("*.tgz"))
+        else:
+            shutil.copy(src, dst / name)
+    shutil.copytree(ROOT / "tests/helm/kube-prometheus-stack", dst / "charts/kube-prometheus-stack")
+    return dst
 
 
 def require(condition: bool, reason: str) -> None:
@@ -157,3 +173,32 @@ def use_mlflow(uri: str) -> None:
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+
+
+# Debian's Chromium, driven by Playwright (no browser download).
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the networking flags Chromium keeps dialling Google's hosts, refused here.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync",
+                 "--disable-quic"]  # fmt: skip
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    require(CHROMIUM.exists(), "Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.get_by_text("30-day readmission risk").first.wait_for()
+    return page

@@ -10,17 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import open_page
 from servers import ApiProcess, free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the networking flags Chromium keeps dialling Google's hosts, refused here.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync",
-                 "--disable-quic"]  # fmt: skip
-TIMEOUT_MS = 30_000
 
 
 def start_ui(api_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -37,32 +31,12 @@ def start_ui(api_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    require(CHROMIUM.exists(), "Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
 def ui(api: ApiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc, url = start_ui(api.url, tmp_path_factory.mktemp("ui") / "ui.log")
     try:
         yield url
     finally:
         stop(proc)
-
-
-def open_page(browser, url: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url)
-    page.get_by_text("30-day readmission risk").first.wait_for()
-    return page
 
 
 def test_fill_the_form_and_read_the_risk(browser, ui: str) -> None:

@@ -1,0 +1,294 @@
+"""A one-node Kubernetes cluster on this machine, for the chart's end-to-end tests.
+
+``up`` starts etcd (Debian's), kube-apiserver, kube-controller-manager and kube-scheduler (v1.35,
+built by scripts/cluster/build-tools.sh into .tools/) and a node: kwok, a fake kubelet that marks
+pods Running (and Job pods Succeeded) without running a container. Everything listens on
+127.0.0.1; the API server advertises 10.250.0.1, an address added to ``lo`` for the cluster's
+lifetime. State lives in one directory (CLUSTER_DIR, default .local/cluster) with the kubeconfig
+at ``kubeconfig``; ``up`` is idempotent; ``down`` stops exactly the processes ``up`` started, by
+pid, removes the address and the state.
+
+    python scripts/cluster.py up | down | status
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+K8S_VERSION = os.environ.get("K8S_VERSION", "v1.35.4")
+BIN = ROOT / ".tools" / f"k8s-{K8S_VERSION}" / "bin"
+STATE = Path(os.environ.get("CLUSTER_DIR", ROOT / ".local" / "cluster")).resolve()
+PIDS, LOGS, PKI = STATE / "pids", STATE / "logs", STATE / "pki"
+KUBECONFIG = STATE / "kubeconfig"
+APISERVER_PORT = int(os.environ.get("CLUSTER_APISERVER_PORT", "6443"))
+ETCD_PORT = int(os.environ.get("CLUSTER_ETCD_PORT", "23790"))
+NODE_IP = "10.250.0.1"  # on lo while the cluster runs: the API server will not advertise 127.x
+SERVICE_CIDR = "10.96.0.0/16"
+NODE_NAME = "readmit-node"
+# Start order; ``down`` stops them in reverse.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    command: list[str]
+    ready: str | None = None  # an https/http URL that answers 200 once it serves
+
+
+def log(message: str) -> None:
+    print(f"cluster: {message}", file=sys.stderr, flush=True)
+
+
+def pid_of(name: str) -> int | None:
+    """The pid ``up`` recorded for a component, if that process still runs."""
+    path = PIDS / f"{name}.pid"
+    if not path.exists():
+        return None
+    pid = int(path.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=PKI)
+
+
+def make_pki() -> str:
+    """A CA, the API server's serving certificate, the service-account key pair, and a token."""
+    PKI.mkdir(parents=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.crt", "-days", "30", "-subj", "/CN=readmit-e2e-ca")  # fmt: skip
+    sans = ",".join(["DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
+                     "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local",
+                     "IP:127.0.0.1", f"IP:{NODE_IP}", "IP:10.96.0.1"])  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "apiserver.key", "-out",
+            "apiserver.csr", "-subj", "/CN=kube-apiserver")  # fmt: skip
+    (PKI / "san.ext").write_text(f"subjectAltName={sans}\n")
+    openssl("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "apiserver.crt", "-days", "30",
+            "-extfile", "san.ext")  # fmt: skip
+    openssl("genrsa", "-out", "sa.key", "2048")
+    openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
+    token = os.urandom(16).hex()
+    (PKI / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
+    return token
+
+
+def write_kubeconfig(token: str) -> None:
+    server = f"https://127.0.0.1:{APISERVER_PORT}"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "readmit-e2e", "cluster": {
+            "server": server, "certificate-authority": str(PKI / "ca.crt")}}],
+        "users": [{"name": "admin", "user": {"token": token}}],
+        "contexts": [{"name": "readmit-e2e",
+                      "context": {"cluster": "readmit-e2e", "user": "admin"}}],
+        "current-context": "readmit-e2e",
+    }  # fmt: skip
+    KUBECONFIG.write_text(json.dumps(config, indent=2))
+    KUBECONFIG.chmod(0o600)
+
+
+def processes() -> list[Process]:
+    kc = str(KUBECONFIG)
+    api = f"https://127.0.0.1:{APISERVER_PORT}"
+    return [
+        Process("etcd", [
+            "etcd", "--name=readmit-e2e", f"--data-dir={STATE / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{ETCD_PORT}",
+            f"--advertise-client-urls=http://127.0.0.1:{ETCD_PORT}",
+            f"--listen-peer-urls=http://127.0.0.1:{ETCD_PORT + 1}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{ETCD_PORT + 1}",
+            f"--initial-cluster=readmit-e2e=http://127.0.0.1:{ETCD_PORT + 1}",
+        ], f"http://127.0.0.1:{ETCD_PORT}/health"),
+        Process("kube-apiserver", [
+            str(BIN / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
+            "--bind-address=127.0.0.1", f"--secure-port={APISERVER_PORT}",
+            f"--advertise-address={NODE_IP}", f"--cert-dir={PKI}",
+            f"--tls-cert-file={PKI / 'apiserver.crt'}",
+            f"--tls-private-key-file={PKI / 'apiserver.key'}",
+            f"--client-ca-file={PKI / 'ca.crt'}", f"--token-auth-file={PKI / 'tokens.csv'}",
+            "--authorization-mode=Node,RBAC", "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={PKI / 'sa.pub'}",
+            f"--service-account-signing-key-file={PKI / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}", "--service-node-port-range=30000-32767",
+        ], f"{api}/readyz"),
+        # A busy machine delays the node's heartbeat past the default 50 s grace period, and the
+        # node-lifecycle controller's taint then made `helm install --wait` time out: 5 min. (The
+        # controller stays on: it lifts the not-ready taint a new node is created with.)
+        Process("kube-controller-manager", [
+            str(BIN / "kube-controller-manager"), f"--kubeconfig={kc}", "--leader-elect=false",
+            "--bind-address=127.0.0.1", "--node-monitor-grace-period=5m",
+            f"--service-account-private-key-file={PKI / 'sa.key'}",
+            f"--root-ca-file={PKI / 'ca.crt'}", "--use-service-account-credentials=true",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+        ]),
+        Process("kube-scheduler", [
+            str(BIN / "kube-scheduler"), f"--kubeconfig={kc}", "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+        ]),
+        Process("kwok", [
+            str(BIN / "kwok"), f"--kubeconfig={kc}", "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--cidr=10.244.0.0/16", f"--node-ip={NODE_IP}", "--server-address=",
+            # a Lease renewed every 10 s is the node's heartbeat (its status is rewritten rarely)
+            "--node-lease-duration-seconds=40",
+        ]),
+    ]  # fmt: skip
+
+
+def wait_url(url: str, token: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    context = ssl.create_default_context(cafile=str(PKI / "ca.crt"))
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"cluster: {url}'s process exited with {proc.returncode}")
+        with (contextlib.suppress(OSError),
+              urllib.request.urlopen(request, timeout=2, context=context) as response):  # fmt: skip
+            if response.status == 200:
+                return
+        time.sleep(0.3)
+    raise SystemExit(f"cluster: {url} not ready in {timeout:.0f} s")
+
+
+def kubectl(*args: str, stdin: str | None = None) -> str:
+    return subprocess.run(
+        [str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def has_address() -> bool:
+    out = subprocess.run(["ip", "-o", "addr", "show", "dev", "lo"], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    return f" {NODE_IP}/32 " in out
+
+
+NODE = {
+    "apiVersion": "v1",
+    "kind": "Node",
+    "metadata": {
+        "name": NODE_NAME,
+        "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+        "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
+                   "kubernetes.io/arch": "amd64", "type": "kwok"},
+    },
+    "status": {"allocatable": {"cpu": "32", "memory": "64Gi", "pods": "110"},
+               "capacity": {"cpu": "32", "memory": "64Gi", "pods": "110"}},
+}  # fmt: skip
+
+
+def up() -> None:
+    running = [name for name in COMPONENTS if pid_of(name)]
+    if len(running) == len(COMPONENTS) and KUBECONFIG.exists():
+        log(f"already running ({KUBECONFIG})")
+        return
+    if running:
+        log(f"partly running ({', '.join(running)}): stopping it first")
+        down()
+    missing = [p for p in ("kube-apiserver", "kubectl", "kwok") if not (BIN / p).exists()]
+    if missing or not shutil.which("etcd"):
+        raise SystemExit(f"cluster: missing {missing or ['etcd']}: run `make cluster-tools`")
+    # A fresh etcd every time: old NodePorts and pods would collide with the new ones.
+    shutil.rmtree(STATE, ignore_errors=True)
+    for d in (PIDS, LOGS):
+        d.mkdir(parents=True)
+    token = make_pki()
+    write_kubeconfig(token)
+    if not has_address():
+        subprocess.run(["ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo"], check=True)
+        (STATE / "added-address").touch()
+    started = time.monotonic()
+    for p in processes():
+        with (LOGS / f"{p.name}.log").open("wb") as out:
+            proc = subprocess.Popen(p.command, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        (PIDS / f"{p.name}.pid").write_text(str(proc.pid))
+        if p.ready:
+            wait_url(p.ready, token, 60, proc)
+        log(f"{p.name} started (pid {proc.pid})")
+    kubectl("apply", "-f", "-", stdin=json.dumps(NODE))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        node = json.loads(kubectl("get", "node", NODE_NAME, "-o", "json"))
+        ready = [c["status"] for c in node["status"].get("conditions", []) if c["type"] == "Ready"]
+        # schedulable once Ready and the not-ready taint it was created with is lifted
+        if ready == ["True"] and not node["spec"].get("taints"):
+            break
+        time.sleep(0.5)
+    else:
+        raise SystemExit(f"cluster: node {NODE_NAME} not Ready in 60 s; logs in {LOGS}")
+    log(f"ready in {time.monotonic() - started:.1f} s: export KUBECONFIG={KUBECONFIG}")
+
+
+def stop_pid(name: str, pid: int) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        # reap it when it is our child (`up` and `down` in one process)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    log(f"{name} (pid {pid}) ignored SIGTERM: killing it")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def down() -> None:
+    for name in reversed(COMPONENTS):
+        pid = pid_of(name)
+        if pid:
+            stop_pid(name, pid)
+            log(f"{name} stopped (pid {pid})")
+    if (STATE / "added-address").exists() and has_address():
+        subprocess.run(["ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo"], check=True)
+    shutil.rmtree(STATE, ignore_errors=True)
+
+
+def status() -> int:
+    for name in COMPONENTS:
+        pid = pid_of(name)
+        print(f"{name:<24} {'running, pid ' + str(pid) if pid else 'stopped'}")
+    return 0 if all(pid_of(name) for name in COMPONENTS) else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["up", "down", "status"])
+    action = parser.parse_args().action
+    if action == "up":
+        up()
+    elif action == "down":
+        down()
+    else:
+        sys.exit(status())
+
+
+if __name__ == "__main__":
+    main()
