@@ -173,7 +173,8 @@ def test_the_ui_shows_a_risk_in_chromium(stack: Stack, browser) -> None:
     result = page.get_by_text("Readmission risk within 30 days")
     result.wait_for()
     assert "%" in result.inner_text()
-    page.screenshot(path=str(ARTIFACTS / "ui-container.png"), full_page=True)
+    result.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "ui-container.png"))
     page.close()
 
 
