@@ -31,8 +31,10 @@ run() {
 
 if [[ -n $microk8s ]]; then
     addons=(dns registry hostpath-storage)
-    # Production reuses the cluster's monitoring stack (its Prometheus selects release=kube-prom-stack).
-    [[ $env == production ]] && addons+=(observability)
+    # Production reuses the cluster's monitoring stack (its Prometheus selects release=kube-prom-stack),
+    # and its HPA scales on CPU, which only metrics-server reports (without it: "unable to get
+    # metrics for resource cpu" and no scaling).
+    [[ $env == production ]] && addons+=(observability metrics-server)
     run "$microk8s" status --wait-ready
     run "$microk8s" enable "${addons[@]}"
 fi

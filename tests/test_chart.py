@@ -348,7 +348,8 @@ def test_deploy_script_runs_what_the_readme_says(monkeypatch: pytest.MonkeyPatch
     block = readme.split("<!-- deploy.sh lab -->\n```bash\n", 1)[1].split("```", 1)[0]
     assert dry_run("deploy.sh", "lab") == block.strip().splitlines()
     production = dry_run("deploy.sh", "production")
-    assert "microk8s enable dns registry hostpath-storage observability" in production
+    addons = "dns registry hostpath-storage observability metrics-server"
+    assert f"microk8s enable {addons}" in production
     assert production[-1].endswith("--values values/production.yaml --wait --timeout 15m")
 
 
