@@ -1,12 +1,14 @@
 """A one-node Kubernetes cluster on this machine, for the chart's end-to-end tests.
 
 ``up`` starts etcd (Debian's), kube-apiserver, kube-controller-manager and kube-scheduler (v1.35,
-built by scripts/cluster/build-tools.sh into .tools/) and a node: kwok, a fake kubelet that marks
-pods Running (and Job pods Succeeded) without running a container. Everything listens on
-127.0.0.1; the API server advertises 10.250.0.1, an address added to ``lo`` for the cluster's
-lifetime. State lives in one directory (CLUSTER_DIR, default .local/cluster) with the kubeconfig
-at ``kubeconfig``; ``up`` is idempotent; ``down`` stops exactly the processes ``up`` started, by
-pid, removes the address and the state.
+built by scripts/cluster/build-tools.sh into .tools/) and a node: by default a real one
+(CLUSTER_NODE=real: containerd, kubelet, kube-proxy, CoreDNS and a registry on 127.0.0.1:32000;
+scripts/cluster_node.py), or kwok (CLUSTER_NODE=kwok), a fake kubelet that marks pods Running
+(and Job pods Succeeded) without running a container. The API server listens on 127.0.0.1 and
+advertises the node's address, 10.250.0.1, added to ``lo`` for the cluster's lifetime. State
+lives in one directory (CLUSTER_DIR, default .local/cluster) with the kubeconfig at
+``kubeconfig``; ``up`` is idempotent; ``down`` stops exactly the processes ``up`` started, by pid,
+undoes what the node changed on the host, removes the address and the state.
 
     python scripts/cluster.py up | down | status
 """
@@ -27,6 +29,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import cluster_node
+
 ROOT = Path(__file__).resolve().parents[1]
 K8S_VERSION = os.environ.get("K8S_VERSION", "v1.35.4")
 BIN = ROOT / ".tools" / f"k8s-{K8S_VERSION}" / "bin"
@@ -35,11 +39,25 @@ PIDS, LOGS, PKI = STATE / "pids", STATE / "logs", STATE / "pki"
 KUBECONFIG = STATE / "kubeconfig"
 APISERVER_PORT = int(os.environ.get("CLUSTER_APISERVER_PORT", "6443"))
 ETCD_PORT = int(os.environ.get("CLUSTER_ETCD_PORT", "23790"))
-NODE_IP = "10.250.0.1"  # on lo while the cluster runs: the API server will not advertise 127.x
+# on lo while the cluster runs: the API server will not advertise 127.x
+NODE_IP = os.environ.get("CLUSTER_NODE_IP", "10.250.0.1")
+# "real": containerd + kubelet + kube-proxy + CoreDNS run the pods; "kwok": a fake node.
+NODE_MODE = os.environ.get("CLUSTER_NODE", "real")
 SERVICE_CIDR = "10.96.0.0/16"
 NODE_NAME = "readmit-node"
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # Start order; ``down`` stops them in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = (*CONTROL_PLANE, "registry", "containerd", "kubelet", "kube-proxy", "coredns", "kwok")
+
+
+def node() -> cluster_node.Node:
+    return cluster_node.Node(STATE, BIN, NODE_NAME, NODE_IP, f"https://127.0.0.1:{APISERVER_PORT}")
+
+
+def components() -> tuple[str, ...]:
+    """What ``up`` starts in this node mode."""
+    node_parts = [name for name, _, _ in node().processes()] if NODE_MODE == "real" else ["kwok"]
+    return (*CONTROL_PLANE, *node_parts)
 
 
 @dataclass(frozen=True)
@@ -84,10 +102,20 @@ def make_pki() -> str:
     openssl("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", "apiserver.crt", "-days", "30",
             "-extfile", "san.ext")  # fmt: skip
+    # the API server's client certificate for the kubelets (logs, exec, port-forward)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "kubelet-client.key", "-out",
+            "kubelet-client.csr", "-subj", "/CN=kube-apiserver")  # fmt: skip
+    openssl("x509", "-req", "-in", "kubelet-client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "kubelet-client.crt", "-days", "30")  # fmt: skip
     openssl("genrsa", "-out", "sa.key", "2048")
     openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
-    token = os.urandom(16).hex()
-    (PKI / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
+    token, node_token = os.urandom(16).hex(), os.urandom(16).hex()
+    (PKI / "tokens.csv").write_text(
+        f'{token},admin,admin,"system:masters"\n'
+        # the Node authorizer knows a kubelet by this user and group
+        f'{node_token},system:node:{NODE_NAME},kubelet,"system:nodes"\n'
+    )
+    (PKI / "node-token").write_text(node_token)
     return token
 
 
@@ -110,7 +138,7 @@ def write_kubeconfig(token: str) -> None:
 def processes() -> list[Process]:
     kc = str(KUBECONFIG)
     api = f"https://127.0.0.1:{APISERVER_PORT}"
-    return [
+    control_plane = [
         Process("etcd", [
             "etcd", "--name=readmit-e2e", f"--data-dir={STATE / 'etcd'}",
             f"--listen-client-urls=http://127.0.0.1:{ETCD_PORT}",
@@ -130,21 +158,29 @@ def processes() -> list[Process]:
             f"--service-account-key-file={PKI / 'sa.pub'}",
             f"--service-account-signing-key-file={PKI / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--service-node-port-range=30000-32767",
+            f"--kubelet-client-certificate={PKI / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={PKI / 'kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
         ], f"{api}/readyz"),
         # A busy machine delays the node's heartbeat past the default 50 s grace period, and the
         # node-lifecycle controller's taint then made `helm install --wait` time out: 5 min. (The
         # controller stays on: it lifts the not-ready taint a new node is created with.)
         Process("kube-controller-manager", [
             str(BIN / "kube-controller-manager"), f"--kubeconfig={kc}", "--leader-elect=false",
-            "--bind-address=127.0.0.1", "--node-monitor-grace-period=5m",
+            # no HTTPS endpoint (nothing here reads it; and no port to collide with another cluster)
+            "--secure-port=0", "--node-monitor-grace-period=5m",
             f"--service-account-private-key-file={PKI / 'sa.key'}",
             f"--root-ca-file={PKI / 'ca.crt'}", "--use-service-account-credentials=true",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
         ]),
         Process("kube-scheduler", [
             str(BIN / "kube-scheduler"), f"--kubeconfig={kc}", "--leader-elect=false",
-            "--bind-address=127.0.0.1",
+            "--secure-port=0",
         ]),
+    ]  # fmt: skip
+    if NODE_MODE == "real":
+        return [*control_plane, *(Process(*p) for p in node().processes())]
+    return [*control_plane,
         Process("kwok", [
             str(BIN / "kwok"), f"--kubeconfig={kc}", "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -200,17 +236,54 @@ NODE = {
 }  # fmt: skip
 
 
+# podman's settings for this kind of machine, unless the caller has its own (the Makefile's)
+PODMAN_ENV = {"CONTAINERS_CONF": str(ROOT / "scripts/podman/containers.conf"), **os.environ}
+PAUSE_CONTAINERFILE = 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n'
+
+
+def push_pause_image() -> None:
+    """The pods' sandbox image, built from the pause binary compiled by build-tools.sh."""
+    context = STATE / "pause-image"
+    context.mkdir()
+    shutil.copy(BIN / "pause", context / "pause")
+    (context / "Containerfile").write_text(PAUSE_CONTAINERFILE)
+    for args in (["build", "-q", "-t", cluster_node.PAUSE_IMAGE, str(context)],
+                 ["push", "-q", "--tls-verify=false", cluster_node.PAUSE_IMAGE]):  # fmt: skip
+        subprocess.run(["podman", *args], check=True, capture_output=True, env=PODMAN_ENV)
+
+
+def wait_node(timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            node = json.loads(kubectl("get", "node", NODE_NAME, "-o", "json"))
+            conditions = node["status"].get("conditions", [])
+            ready = [c["status"] for c in conditions if c["type"] == "Ready"]
+            # schedulable once Ready and the not-ready taint it was created with is lifted
+            if ready == ["True"] and not node["spec"].get("taints"):
+                return
+        time.sleep(0.5)
+    raise SystemExit(f"cluster: node {NODE_NAME} not Ready in {timeout:.0f} s; logs in {LOGS}")
+
+
 def up() -> None:
+    wanted = components()
     running = [name for name in COMPONENTS if pid_of(name)]
-    if len(running) == len(COMPONENTS) and KUBECONFIG.exists():
+    if running == list(wanted) and KUBECONFIG.exists():
         log(f"already running ({KUBECONFIG})")
         return
     if running:
-        log(f"partly running ({', '.join(running)}): stopping it first")
+        log(f"partly running or another node mode ({', '.join(running)}): stopping it first")
         down()
-    missing = [p for p in ("kube-apiserver", "kubectl", "kwok") if not (BIN / p).exists()]
-    if missing or not shutil.which("etcd"):
-        raise SystemExit(f"cluster: missing {missing or ['etcd']}: run `make cluster-tools`")
+    binaries = ["kube-apiserver", "kubectl"]
+    binaries += ["kubelet", "kube-proxy", "coredns", "pause"] if NODE_MODE == "real" else ["kwok"]
+    missing = [b for b in binaries if not (BIN / b).exists()]
+    tools = ["etcd"] + (["containerd", "runc", "docker-registry", "podman"]
+                        if NODE_MODE == "real" else [])  # fmt: skip
+    missing += [t for t in tools if not shutil.which(t)]
+    if missing:
+        raise SystemExit(f"cluster: missing {missing}: run `make cluster-tools` (and .ci/run's "
+                         "apt packages)")  # fmt: skip
     # A fresh etcd every time: old NodePorts and pods would collide with the new ones.
     shutil.rmtree(STATE, ignore_errors=True)
     for d in (PIDS, LOGS):
@@ -220,6 +293,11 @@ def up() -> None:
     if not has_address():
         subprocess.run(["ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo"], check=True)
         (STATE / "added-address").touch()
+    if NODE_MODE == "real":
+        n = node()
+        n.write_configs(PKI / "ca.crt", (PKI / "node-token").read_text(), token)
+        n.record_netns()
+        n.set_sysctls()
     started = time.monotonic()
     for p in processes():
         with (LOGS / f"{p.name}.log").open("wb") as out:
@@ -229,17 +307,17 @@ def up() -> None:
         if p.ready:
             wait_url(p.ready, token, 60, proc)
         log(f"{p.name} started (pid {proc.pid})")
-    kubectl("apply", "-f", "-", stdin=json.dumps(NODE))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        node = json.loads(kubectl("get", "node", NODE_NAME, "-o", "json"))
-        ready = [c["status"] for c in node["status"].get("conditions", []) if c["type"] == "Ready"]
-        # schedulable once Ready and the not-ready taint it was created with is lifted
-        if ready == ["True"] and not node["spec"].get("taints"):
-            break
-        time.sleep(0.5)
+        if p.name == "registry":
+            push_pause_image()
+    if NODE_MODE == "real":
+        # `kubectl logs/exec`: the API server's client certificate may use the kubelet's API
+        kubectl("create", "clusterrolebinding", "apiserver-kubelet",
+                "--clusterrole=system:kubelet-api-admin", "--user=kube-apiserver")  # fmt: skip
+        for obj in node().dns_objects():
+            kubectl("apply", "-f", "-", stdin=json.dumps(obj))
     else:
-        raise SystemExit(f"cluster: node {NODE_NAME} not Ready in 60 s; logs in {LOGS}")
+        kubectl("apply", "-f", "-", stdin=json.dumps(NODE))
+    wait_node(120)
     log(f"ready in {time.monotonic() - started:.1f} s: export KUBECONFIG={KUBECONFIG}")
 
 
@@ -266,16 +344,18 @@ def down() -> None:
         if pid:
             stop_pid(name, pid)
             log(f"{name} stopped (pid {pid})")
+    if (STATE / "sysctls.json").exists():  # a real node ran: undo what it did to the host
+        node().cleanup()
     if (STATE / "added-address").exists() and has_address():
         subprocess.run(["ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo"], check=True)
     shutil.rmtree(STATE, ignore_errors=True)
 
 
 def status() -> int:
-    for name in COMPONENTS:
+    for name in components():
         pid = pid_of(name)
         print(f"{name:<24} {'running, pid ' + str(pid) if pid else 'stopped'}")
-    return 0 if all(pid_of(name) for name in COMPONENTS) else 1
+    return 0 if all(pid_of(name) for name in components()) else 1
 
 
 def main() -> None:
