@@ -120,10 +120,17 @@ cluster-up: install cluster-tools
 cluster-down:
 	python3 scripts/cluster.py down
 
-# The e2e tier: the images run as the chart's pods, then the chart in the cluster. The cluster is
-# stopped whatever the result, unless KEEP=1.
-e2e: install tools images cluster-up
-	status=0; $(PY) -m pytest -m e2e tests/test_e2e_containers.py tests/test_e2e_cluster.py \
-		$(E2E_ARGS) || status=$$?; \
-	if [ "$(KEEP)" = 1 ]; then echo "KEEP=1: the cluster runs until make cluster-down"; \
-	else python3 scripts/cluster.py down; fi; exit $$status
+# The e2e tier: the images run as the chart's pods (podman), the chart's life cycle in a control
+# plane with a kwok node, then the product on a real node. Each cluster is stopped whatever the
+# result; KEEP=1 leaves the real node's cluster and its lab release running.
+e2e: install tools images cluster-tools
+	status=0; \
+	CLUSTER_NODE=kwok $(PY) scripts/cluster.py up && $(PY) -m pytest -m e2e \
+		tests/test_e2e_containers.py tests/test_e2e_cluster.py $(E2E_ARGS) || status=$$?; \
+	python3 scripts/cluster.py down; \
+	if [ $$status = 0 ]; then \
+		CLUSTER_NODE=real $(PY) scripts/cluster.py up && $(PY) -m pytest -m e2e \
+			tests/test_e2e_node.py $(E2E_ARGS) || status=$$?; \
+		if [ "$(KEEP)" = 1 ]; then echo "KEEP=1: the cluster runs until make cluster-down"; \
+		else python3 scripts/cluster.py down; fi; \
+	fi; exit $$status

@@ -1,12 +1,13 @@
-"""The umbrella chart in a real Kubernetes control plane (make e2e; `make cluster-up` first).
+"""The umbrella chart's life cycle in a real Kubernetes control plane (make e2e, which starts
+the cluster with `CLUSTER_NODE=kwok make cluster-up`).
 
 The API server, controller-manager and scheduler are the real v1.35 binaries; the node is kwok,
-which marks pods Running and Job pods Succeeded without running a container (the images are
-proven by test_e2e_containers.py). The monitoring CRDs are the real ones of the Prometheus
-operator release kube-prometheus-stack 88.5.3 ships, so the API server validates the chart's
-ServiceMonitors and PrometheusRule against their schemas. Each environment is installed with
-`--wait`, upgraded, rolled back and uninstalled; production first, since both claim the same
-NodePorts. With KEEP=1 the lab release is installed again at the end and left running.
+which marks pods Running and Job pods Succeeded without running a container (the images run in
+test_e2e_containers.py and, on a real node, test_e2e_node.py). The monitoring CRDs are the real
+ones of the Prometheus operator release kube-prometheus-stack 88.5.3 ships, so the API server
+validates the chart's ServiceMonitors and PrometheusRule against their schemas. Each environment
+is installed with `--wait`, upgraded, rolled back and uninstalled; production first, since both
+claim the same NodePorts.
 """
 
 from __future__ import annotations
@@ -80,7 +81,11 @@ def pv(name: str, size: str, path: str, claim: str, namespace: str) -> dict[str,
 
 @pytest.fixture(scope="module")
 def cluster() -> Path:
-    require(KUBECONFIG.exists(), f"no cluster at {CLUSTER}: run `make cluster-up`")
+    require(
+        KUBECONFIG.exists(), f"no cluster at {CLUSTER}: run `CLUSTER_NODE=kwok make cluster-up`"
+    )
+    # production's api would wait forever on a real node for its external MLflow
+    assert not (CLUSTER / "sysctls.json").exists(), "these tests want the kwok node"
     require(HELM.exists(), "helm is not built: run `make tools`")
     return KUBECONFIG
 
@@ -170,7 +175,12 @@ def test_production_without_the_monitoring_crds_names_the_addon(cluster: Path) -
 
 @pytest.fixture(scope="module")
 def monitoring_crds(cluster: Path) -> list[str]:
-    """The real CRDs of prometheus-operator v0.93.1 (kube-prometheus-stack 88.5.3's appVersion)."""
+    return install_crds_and_storage_class()
+
+
+def install_crds_and_storage_class() -> list[str]:
+    """The real CRDs of prometheus-operator v0.93.1 (kube-prometheus-stack 88.5.3's appVersion),
+    and the StorageClass MicroK8s' hostpath addon provides."""
     files = sorted(CRDS.glob("*.yaml"))
     require(len(files) == 10, f"no monitoring CRDs in {CRDS}: run `make cluster-tools`")
     # server-side: the CRDs are too large for client-side apply's annotation
@@ -255,5 +265,3 @@ def test_lab_installs_keeps_its_secrets_rolls_back_and_uninstalls(chart: Path, l
     assert secret_value(lab, "readmit-api-keys", "api-key") == key
     assert_all_exist(lab, objects_of(lab, RELEASE))
     uninstall_leaves_only_the_kept_volume(lab, RELEASE)
-    if os.environ.get("KEEP") == "1":  # `make e2e KEEP=1`: the lab left running for inspection
-        install(chart, lab, LAB)
