@@ -196,6 +196,19 @@ def browser() -> Iterator[object]:
         b.close()
 
 
+def shows_a_risk(browser, url: str, screenshot: str) -> None:
+    """The page at ``url`` predicts the default encounter and shows a risk (a screenshot of it
+    goes to test-artifacts/)."""
+    page = open_page(browser, url)
+    page.get_by_role("button", name="Predict readmission risk").click()
+    result = page.get_by_text("Readmission risk within 30 days")
+    result.wait_for()
+    assert "%" in result.inner_text()
+    result.scroll_into_view_if_needed()
+    page.screenshot(path=str(ROOT / "test-artifacts" / screenshot))
+    page.close()
+
+
 def open_page(browser, url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_MS)

@@ -227,9 +227,14 @@ def lab(cluster: Path, monitoring_crds: list[str], tmp_path_factory: pytest.Temp
     """The namespace with the claims the e2e values name: the data set and MLflow's volume."""
     ns = "readmit"
     kubectl("create", "namespace", ns)
-    data = tmp_path_factory.mktemp("uci-data")
-    for volume in (pv("readmit-mlflow", "5Gi", str(tmp_path_factory.mktemp("mlflow")),
-                      "readmit-mlflow", ns),
+    make_claims(ns, tmp_path_factory.mktemp("mlflow"), tmp_path_factory.mktemp("uci-data"))
+    return ns
+
+
+def make_claims(ns: str, store: Path, data: Path) -> None:
+    """Volumes for the claims the lab names: MLflow's (claimed by the chart) and the data set's
+    (claimed here, as values/e2e.yaml expects), both host directories."""
+    for volume in (pv("readmit-mlflow", "5Gi", str(store), "readmit-mlflow", ns),
                    pv("readmit-uci-data", "1Gi", str(data), "readmit-uci-data", ns)):  # fmt: skip
         kubectl("apply", "-f", "-", stdin=json.dumps(volume))
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
@@ -237,7 +242,6 @@ def lab(cluster: Path, monitoring_crds: list[str], tmp_path_factory: pytest.Temp
              "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "microk8s-hostpath",
                       "resources": {"requests": {"storage": "1Gi"}}}}  # fmt: skip
     kubectl("apply", "-f", "-", stdin=json.dumps(claim))
-    return ns
 
 
 def test_lab_installs_keeps_its_secrets_rolls_back_and_uninstalls(chart: Path, lab: str) -> None:

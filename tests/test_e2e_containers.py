@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import ROOT, copy_chart, open_page, require
+from conftest import ROOT, copy_chart, require, shows_a_risk
 from pods import PODMAN_ENV, Manifests, PodRunner, podman, wait_until
 from servers import ApiProcess, free_port, stop, wait_http
 
@@ -168,14 +168,7 @@ def test_the_api_serves_the_same_risk_as_a_local_api(stack: Stack, example: dict
 
 
 def test_the_ui_shows_a_risk_in_chromium(stack: Stack, browser) -> None:
-    page = open_page(browser, stack.urls["ui"])
-    page.get_by_role("button", name="Predict readmission risk").click()
-    result = page.get_by_text("Readmission risk within 30 days")
-    result.wait_for()
-    assert "%" in result.inner_text()
-    result.scroll_into_view_if_needed()
-    page.screenshot(path=str(ARTIFACTS / "ui-container.png"))
-    page.close()
+    shows_a_risk(browser, stack.urls["ui"], "ui-container.png")
 
 
 def exporter_value(stack: Stack, metric: str) -> float:

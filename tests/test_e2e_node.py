@@ -10,7 +10,6 @@ commands NOTES.txt prints.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import ROOT, copy_chart, open_page, require
+from conftest import ROOT, copy_chart, require, shows_a_risk
 from test_e2e_cluster import (
     HELM,
     K8S_BIN,
@@ -28,8 +27,8 @@ from test_e2e_cluster import (
     RELEASE,
     install_crds_and_storage_class,
     kubectl,
+    make_claims,
     not_ready,
-    pv,
     secret_value,
     values_args,
 )
@@ -73,14 +72,7 @@ def lab(images: Path, data_path: Path, tmp_path_factory: pytest.TempPathFactory)
         directory.chmod(0o755)
     os.chown(store, 10001, 10001)
     shutil.copy(data_path, data / "dataset_diabetes.zip")
-    for volume in (pv("readmit-mlflow", "5Gi", str(store), "readmit-mlflow", NS),
-                   pv("readmit-uci-data", "1Gi", str(data), "readmit-uci-data", NS)):  # fmt: skip
-        kubectl("apply", "-f", "-", stdin=json.dumps(volume))
-    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-             "metadata": {"name": "readmit-uci-data", "namespace": NS},
-             "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "microk8s-hostpath",
-                      "resources": {"requests": {"storage": "1Gi"}}}}  # fmt: skip
-    kubectl("apply", "-f", "-", stdin=json.dumps(claim))
+    make_claims(NS, store, data)
     chart = copy_chart(tmp_path_factory.mktemp("chart") / "readmit")
     env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
     out = subprocess.run(
@@ -116,14 +108,7 @@ def test_curl_the_api_nodeport_with_the_generated_key(lab: str) -> None:
 
 
 def test_the_ui_nodeport_shows_a_risk_in_chromium(lab: str, browser) -> None:
-    page = open_page(browser, NODE_PORT.format(port=30081))
-    page.get_by_role("button", name="Predict readmission risk").click()
-    result = page.get_by_text("Readmission risk within 30 days")
-    result.wait_for()
-    assert "%" in result.inner_text()
-    result.scroll_into_view_if_needed()
-    page.screenshot(path=str(ROOT / "test-artifacts/ui-node.png"))
-    page.close()
+    shows_a_risk(browser, NODE_PORT.format(port=30081), "ui-node.png")
 
 
 def test_locust_in_the_cluster_runs_a_load_with_no_failures(lab: str) -> None:
