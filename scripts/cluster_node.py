@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,6 +190,7 @@ state = "{d}/containerd/state"
                 cmdline = (proc / "cmdline").read_bytes()
                 if b"containerd-shim" in cmdline and str(self.socket).encode() in cmdline:
                     os.kill(int(proc.name), 9)
+        kill_pods()
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
         for mount in sorted((m for m in mounts if m.startswith(str(self.state))), reverse=True):
             subprocess.run(["umount", "-l", mount], check=False)
@@ -205,6 +207,28 @@ state = "{d}/containerd/state"
         for name in netns_names() - before:
             if name.startswith("cni-"):  # the pods' namespaces containerd made
                 subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def kill_pods() -> None:
+    """Every process of every pod (the containers outlive their shims), found in the kubelet's
+    cgroups (cgroupfs driver: `kubepods` in each controller), then those cgroups."""
+    roots = [root for root in Path("/sys/fs/cgroup").glob("*/kubepods") if root.is_dir()]
+    roots += [root for root in [Path("/sys/fs/cgroup/kubepods")] if root.is_dir()]  # cgroup v2
+    for _ in range(50):
+        pids = {int(pid) for root in roots for procs in root.rglob("cgroup.procs")
+                for pid in procs.read_text().split()}  # fmt: skip
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        time.sleep(0.1)
+    for root in roots:
+        for group in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+            with contextlib.suppress(OSError):
+                group.rmdir()
+        with contextlib.suppress(OSError):
+            root.rmdir()
 
 
 def remove_kubelet_chains() -> None:
