@@ -52,6 +52,8 @@ class Stack:
         for key, name in self.names.items():
             memory = self.runner.memory_mib(name)
             lines.append(f"{key:<22} {self.ready_s.get(key, float('nan')):>9.1f} {memory:>13.0f}")
+        if "train (exit)" in self.ready_s:  # the Job's container: its run, start to exit
+            lines.append(f"{'train Job (to exit)':<22} {self.ready_s['train (exit)']:>9.1f}")
         return "\n".join(lines)
 
     def start(self, key: str, workload: str, container: str, replica: int = 0) -> None:
