@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,11 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Set on SIGTERM (shutdown.py): not ready, and every response closes its connection.
+    app.state.draining = threading.Event()
     app.state.input_schema = Encounter.model_json_schema(by_alias=True)
     app.include_router(router)
     app.add_middleware(
         RequestGuard,
         max_body_bytes=settings.max_body_bytes,
+        draining=app.state.draining,
         post_routes=frozenset({"/predict", "/predict/batch"}),
     )
 

@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     from readmit_api import logs
     from readmit_api.app import create_app
     from readmit_api.settings import Settings
+    from readmit_api.shutdown import DrainingServer
 
     settings = Settings()
     parser = argparse.ArgumentParser(prog="readmit-api", description=__doc__.splitlines()[0])
@@ -26,8 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     log_config = logs.configure(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
         log_config=log_config,
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    DrainingServer(config, app.state.draining, settings.shutdown_drain_s).run()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""One pure-ASGI layer for every request: metrics, in-flight count, content type and body size."""
+"""One pure-ASGI layer for every request: metrics, in-flight count, content type, body size, and
+``Connection: close`` while the process drains before shutdown."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -12,10 +14,17 @@ from readmit_api.errors import ApiError
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, post_routes: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        post_routes: frozenset[str],
+        draining: threading.Event,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.post_routes = post_routes
+        self.draining = draining
         # Bounded: routes are templates (or "unmatched"), statuses a small set.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -31,6 +40,9 @@ class RequestGuard:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if self.draining.is_set():  # uvicorn closes the connection after this response
+                    headers = [*message.get("headers", ()), (b"connection", b"close")]
+                    message = {**message, "headers": headers}
             await send(message)
 
         guarded = method == "POST" and scope["path"] in self.post_routes

@@ -76,12 +76,20 @@ async def health() -> Response:
 @router.get(
     "/ready",
     response_model=schemas.Readiness,
-    summary="Readiness: a model is loaded",
-    responses={503: {"model": schemas.Readiness, "description": "No model loaded, and why"}},
+    summary="Readiness: a model is loaded and the process is not shutting down",
+    responses={
+        503: {
+            "model": schemas.Readiness,
+            "description": "No model loaded, or shutting down, and why",
+        }
+    },
 )
 async def ready(request: Request) -> Response:
     store = request.app.state.store
     loaded = store.current
+    if request.app.state.draining.is_set():
+        body = {"status": "not ready", "reason": "shutting down"}
+        return json_response(body, 503)
     if loaded is None:
         body = {"status": "not ready", "reason": store.not_ready_reason}
         return json_response(body, 503, {"Retry-After": RETRY_AFTER_S})

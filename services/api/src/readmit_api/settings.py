@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(
         None, description="file with the keys (a mounted Secret); wins over READMIT_API_KEYS"
     )
+    shutdown_drain_s: float = Field(
+        0.0,
+        ge=0,
+        description="on SIGTERM, seconds to keep serving (not ready, Connection: close) before "
+        "stopping, so a load balancer can route around the process first; 0 = stop at once",
+    )
     host: str = Field("0.0.0.0", description="address to listen on")
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$")
