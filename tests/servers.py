@@ -95,13 +95,14 @@ class ApiProcess:
 
 
 class TcpProxy:
-    """Forwards a loopback port to a target; ``down()`` refuses connections, ``up()`` serves."""
+    """Forwards a loopback port to a target; ``down()`` cuts the open connections and refuses
+    new ones (a registry gone), ``up()`` serves."""
 
     def __init__(self, target_port: int) -> None:
         self.port = free_port()
         self.target_port = target_port
         self._server: socket.socket | None = None
-        self._closed = threading.Event()
+        self._open: set[socket.socket] = set()
 
     def up(self) -> None:
         server = socket.socket()
@@ -113,8 +114,14 @@ class TcpProxy:
 
     def down(self) -> None:
         if self._server is not None:
+            # shutdown() first: close() alone leaves a blocked accept() listening
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
             self._server = None
+        for conn in list(self._open):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def _accept(self, server: socket.socket) -> None:
         while True:
@@ -123,11 +130,11 @@ class TcpProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._open.update((client, upstream))
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
                 dst.sendall(data)
@@ -137,3 +144,4 @@ class TcpProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+                self._open.discard(s)

@@ -1,7 +1,9 @@
-"""Model lifecycle: not ready -> ready, registry down at start, hot reload, failing reload."""
+"""Model lifecycle: not ready -> ready, registry down at start or later, hot reload, failing
+reload, and the drain on SIGTERM."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections import Counter
@@ -41,7 +43,7 @@ def test_registry_down_at_start_then_up(
                     READMIT_MODEL_NAME=LIFECYCLE_MODEL)  # fmt: skip
     try:
         api.wait_healthy()
-        wait_for(lambda: api.metric("readmit_model_load_failures_total") >= 2, 60)
+        wait_for(lambda: api.metric("readmit_model_alias_check_failures_total") >= 2, 60)
         ready = requests.get(f"{api.url}/ready", timeout=5)
         assert ready.status_code == 503
         assert ready.headers["retry-after"]
@@ -52,7 +54,7 @@ def test_registry_down_at_start_then_up(
         assert predict.headers["retry-after"]
         assert requests.get(f"{api.url}/health", timeout=5).status_code == 200
         assert api.metric("readmit_model_loaded") == 0
-        assert api.metric("readmit_model_load_failures_total") >= 1
+        assert api.metric("readmit_model_load_failures_total") == 0  # nothing failed to load
         assert api.proc.poll() is None  # still running
         proxy.up()
         api.wait_ready(timeout=60)
@@ -174,5 +176,55 @@ def test_local_model_directory_without_a_registry(
         body = requests.post(f"{api.url}/predict", json=example, timeout=10).json()
         assert body["model"] == {"name": "diabetes-readmission", "version": "local", "alias": None}
         assert body["threshold"] == pytest.approx(api_model["threshold"])
+    finally:
+        api.close()
+
+
+def test_registry_down_later_keeps_serving_and_counts_the_checks(
+    mlflow_server: str, api_model: dict[str, Any], tmp_path: Path, example: dict[str, Any]
+) -> None:
+    port = int(mlflow_server.rsplit(":", 1)[1])
+    proxy = TcpProxy(port)
+    proxy.up()
+    api = start_api(tmp_path / "api.log", MLFLOW_TRACKING_URI=f"http://127.0.0.1:{proxy.port}",
+                    READMIT_MODEL_NAME=API_MODEL)  # fmt: skip
+    try:
+        api.wait_ready()
+        proxy.down()
+        wait_for(lambda: api.metric("readmit_model_alias_check_failures_total") >= 2, 30)
+        assert requests.get(f"{api.url}/ready", timeout=5).status_code == 200
+        assert requests.post(f"{api.url}/predict", json=example, timeout=10).status_code == 200
+        assert api.metric("readmit_model_load_failures_total") == 0
+        assert "alias check failed" in api.log_text()
+    finally:
+        api.close()
+        proxy.down()
+
+
+def test_sigterm_drains_then_stops(
+    mlflow_server: str, api_model: dict[str, Any], tmp_path: Path, example: dict[str, Any]
+) -> None:
+    """Draining: still serving, not ready, each response closes its connection; after the drain,
+    uvicorn's graceful shutdown (the signal is re-raised at the end, as uvicorn does)."""
+    api = start_api(tmp_path / "api.log", MLFLOW_TRACKING_URI=mlflow_server,
+                    READMIT_MODEL_NAME=API_MODEL, READMIT_SHUTDOWN_DRAIN_S="3")  # fmt: skip
+    try:
+        api.wait_ready()
+        with requests.Session() as kept_alive:
+            before = kept_alive.post(f"{api.url}/predict", json=example, timeout=10)
+            assert before.headers.get("connection") != "close"
+            api.proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            wait_for(lambda: requests.get(f"{api.url}/ready", timeout=5).status_code == 503, 5)
+            ready = requests.get(f"{api.url}/ready", timeout=5)
+            assert ready.json() == {"status": "not ready", "reason": "shutting down"}
+            during = kept_alive.post(f"{api.url}/predict", json=example, timeout=10)
+            assert during.status_code == 200
+            assert during.headers["connection"] == "close"
+        assert api.proc.wait(timeout=20) == -signal.SIGTERM
+        assert time.monotonic() - signalled >= 3
+        log = api.log_text()
+        assert "draining before shutdown" in log
+        assert "Application shutdown complete" in log
     finally:
         api.close()

@@ -44,7 +44,13 @@ PREDICTION_RISK = Histogram(
 )
 MODEL_INFO = Gauge("readmit_model_info", "The model being served (1)", ["name", "version", "alias"])
 MODEL_LOADED = Gauge("readmit_model_loaded", "1 when a model is loaded and serving")
-MODEL_LOAD_FAILURES = Counter("readmit_model_load_failures_total", "Failed model loads")
+MODEL_LOAD_FAILURES = Counter(
+    "readmit_model_load_failures_total", "Model versions that failed to load (the served one kept)"
+)
+ALIAS_CHECK_FAILURES = Counter(
+    "readmit_model_alias_check_failures_total",
+    "Failed lookups of the alias in the registry (unreachable, or no such alias)",
+)
 MODEL_LAST_LOAD = Gauge(
     "readmit_model_last_load_timestamp_seconds", "Unix time of the last successful model load"
 )

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import Counter
+
 from readmit_api import metrics
 from readmit_api.settings import Settings
 from readmit_core.model import ReadmissionModel
@@ -79,35 +81,48 @@ class ModelStore:
             self.refresh()
 
     def refresh(self) -> bool:
-        """Load the alias's version if it is not the one served; False when that failed."""
+        """Load the alias's version if it is not the one served; False when that failed.
+
+        Any failure keeps what is served, is counted and says why: a failed alias lookup (the
+        registry is down or the alias is missing) apart from a version that would not load.
+        """
         try:
-            self._load()
-        except Exception as exc:  # any failure: keep serving what we have, count it, say why
-            metrics.MODEL_LOAD_FAILURES.inc()
-            reason = f"{type(exc).__name__}: {exc}"[:500]
-            log.error("model load failed", extra={"reason": reason})
-            if self.current is None:
-                self.not_ready_reason = f"no model loaded: {reason}"
-            return False
+            target = self._target()
+        except Exception as exc:
+            return self._failed("alias check failed", exc, metrics.ALIAS_CHECK_FAILURES)
+        if target is None:
+            return True
+        try:
+            self._load(*target)
+        except Exception as exc:
+            return self._failed("model load failed", exc, metrics.MODEL_LOAD_FAILURES)
         return True
 
-    def _load(self) -> None:
+    def _failed(self, what: str, exc: Exception, counter: Counter) -> bool:
+        counter.inc()
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        log.error(what, extra={"reason": reason})
+        if self.current is None:
+            self.not_ready_reason = f"no model loaded: {reason}"
+        return False
+
+    def _target(self) -> tuple[str, str, str | None, str | None] | None:
+        """(source, version, alias, run id) to load, or None when it is the one served."""
         s = self.settings
         if s.model_uri:
-            if self.current is not None:
-                return
-            source, version, alias, run_id = s.model_uri, "local", None, None
-        else:
-            from mlflow import MlflowClient
+            return None if self.current is not None else (s.model_uri, "local", None, None)
+        from mlflow import MlflowClient
 
-            client = MlflowClient(
-                tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri
-            )
-            mv = client.get_model_version_by_alias(s.model_name, s.model_alias)
-            if self.current is not None and self.current.version == str(mv.version):
-                return
-            source = f"models:/{s.model_name}/{mv.version}"
-            version, alias, run_id = str(mv.version), s.model_alias, mv.run_id
+        client = MlflowClient(
+            tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri
+        )
+        mv = client.get_model_version_by_alias(s.model_name, s.model_alias)
+        if self.current is not None and self.current.version == str(mv.version):
+            return None
+        return f"models:/{s.model_name}/{mv.version}", str(mv.version), s.model_alias, mv.run_id
+
+    def _load(self, source: str, version: str, alias: str | None, run_id: str | None) -> None:
+        s = self.settings
         started = time.monotonic()
         model = _load_model(source, s.mlflow_tracking_uri)
         loaded = LoadedModel(model, s.model_name, version, alias, run_id, source, datetime.now(UTC))
