@@ -13,10 +13,11 @@ import random
 
 from locust import HttpUser, between, events, task
 from locust.runners import WorkerRunner
+from urllib3.util import Retry
 
 from readmit_core.secrets import secret_from_env
 from readmit_locust import exporter
-from readmit_locust.payloads import check_prediction, real_encounters
+from readmit_locust.payloads import check_prediction, real_encounters, status_problem
 
 ENCOUNTERS = real_encounters(int(os.environ.get("READMIT_LOCUST_ENCOUNTERS", "2000")))
 BATCH_SIZE = int(os.environ.get("READMIT_LOCUST_BATCH_SIZE", "20"))
@@ -35,6 +36,11 @@ class ClinicianUser(HttpUser):
     )
 
     def on_start(self) -> None:
+        # As the ui does: a refused connection sent nothing and is retried (an api pod that just
+        # died, still in the Service for a second); a sent request that fails is a failure.
+        self.client.adapters["http://"].max_retries = Retry(
+            total=2, connect=2, read=False, status=0, other=0, redirect=False, backoff_factor=0.1
+        )
         key = secret_from_env("READMIT_API_KEY")
         if key:
             self.client.headers["Authorization"] = f"Bearer {key}"
@@ -45,7 +51,7 @@ class ClinicianUser(HttpUser):
             "/predict", json=random.choice(ENCOUNTERS), catch_response=True
         ) as response:
             if response.status_code != 200:
-                response.failure(f"status {response.status_code}")
+                response.failure(status_problem(response))
                 return
             problem = check_prediction(response.json())
             if problem:
@@ -58,7 +64,7 @@ class ClinicianUser(HttpUser):
             "/predict/batch", json={"encounters": batch}, catch_response=True
         ) as response:
             if response.status_code != 200:
-                response.failure(f"status {response.status_code}")
+                response.failure(status_problem(response))
                 return
             body = response.json()
             predictions = body.get("predictions") if isinstance(body, dict) else None
@@ -72,11 +78,13 @@ class ClinicianUser(HttpUser):
     @task(1)
     def model(self) -> None:
         with self.client.get("/model", catch_response=True) as response:
-            if response.status_code != 200 or "version" not in response.json():
-                response.failure(f"status {response.status_code} or no model version")
+            if response.status_code != 200:
+                response.failure(status_problem(response))
+            elif "version" not in response.json():
+                response.failure("no model version")
 
     @task(1)
     def health(self) -> None:
         with self.client.get("/health", catch_response=True) as response:
             if response.status_code != 200:
-                response.failure(f"status {response.status_code}")
+                response.failure(status_problem(response))

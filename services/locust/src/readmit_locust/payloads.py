@@ -28,3 +28,10 @@ def check_prediction(body: Any) -> str | None:
     if not isinstance(body.get("readmitted_within_30_days"), bool):
         return "readmitted_within_30_days is not a boolean"
     return None
+
+
+def status_problem(response: Any) -> str:
+    """A failed response's reason: its status, or the connection error when none came back."""
+    if response.status_code:
+        return f"status {response.status_code}"
+    return f"no response: {type(response.error).__name__}: {response.error}"[:300]

@@ -41,9 +41,12 @@ class ApiClient:
     def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            r = httpx.request(
-                method, self.base_url + path, json=body, headers=headers, timeout=self.timeout_s
-            )
+            # A refused connection sent nothing: retried (twice) to ride over a pod that just
+            # died while the Service still routes to it. A request that was sent is never retried.
+            with httpx.Client(transport=httpx.HTTPTransport(retries=2)) as client:
+                r = client.request(
+                    method, self.base_url + path, json=body, headers=headers, timeout=self.timeout_s
+                )
         except httpx.TimeoutException:
             raise ApiError(
                 f"The prediction service at {self.base_url} did not answer within "
