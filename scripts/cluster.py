@@ -298,6 +298,7 @@ def up() -> None:
         n.write_configs(PKI / "ca.crt", (PKI / "node-token").read_text(), token)
         n.record_netns()
         n.set_sysctls()
+        n.fence_pods()
     started = time.monotonic()
     for p in processes():
         with (LOGS / f"{p.name}.log").open("wb") as out:

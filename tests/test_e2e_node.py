@@ -10,21 +10,27 @@ commands NOTES.txt prints.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from conftest import ROOT, copy_chart, require, shows_a_risk
+from pods import wait_until
 from test_e2e_cluster import (
     HELM,
     K8S_BIN,
     KUBECONFIG,
     LAB,
     RELEASE,
+    helm,
     install_crds_and_storage_class,
     kubectl,
     make_claims,
@@ -60,7 +66,12 @@ def images(real_node: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lab(images: Path, data_path: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_chart(tmp_path_factory.mktemp("chart") / "readmit")
+
+
+@pytest.fixture(scope="module")
+def lab(images: Path, chart: Path, data_path: Path) -> str:
     """The lab release installed with `--wait`: real pods, a real training run, a ready api."""
     install_crds_and_storage_class()
     kubectl("create", "namespace", NS)
@@ -73,7 +84,6 @@ def lab(images: Path, data_path: Path, tmp_path_factory: pytest.TempPathFactory)
     os.chown(store, 10001, 10001)
     shutil.copy(data_path, data / "dataset_diabetes.zip")
     make_claims(NS, store, data)
-    chart = copy_chart(tmp_path_factory.mktemp("chart") / "readmit")
     env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
     out = subprocess.run(
         [str(HELM), "install", RELEASE, str(chart), "-n", NS, *values_args(LAB),
@@ -158,3 +168,189 @@ def test_the_notes_commands_work_as_printed(lab: str, tmp_path: Path) -> None:
                          env={**env, "PATH": f"{bin_dir}:{env['PATH']}"})  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert re.search(r'"readmission_risk":\s*0\.\d+', out.stdout), out.stdout
+
+
+def test_a_pod_reaches_nothing_beyond_the_machine(lab: str) -> None:
+    """The node's fence is in place (so this test sends nothing out either), and a Service IP
+    nobody programmed is refused at once, not after the kernel's 2-minute connect timeout."""
+    forward = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True,
+                             check=True).stdout  # fmt: skip
+    assert "pods reach nothing beyond this machine" in forward, forward
+    code = ("import socket, time\n"
+            "start = time.monotonic()\n"
+            "try:\n"
+            "    socket.create_connection(('10.96.255.254', 80), timeout=10)\n"
+            "except ConnectionRefusedError:\n"
+            "    print('refused', time.monotonic() - start)\n")  # fmt: skip
+    out = kubectl("-n", lab, "exec", f"deploy/{RELEASE}-api", "--", "python", "-c", code).split()
+    assert out[0] == "refused", out
+    assert float(out[1]) < 1, out
+
+
+# --- Faults under a steady load: 2 api replicas behind the PodDisruptionBudget ----------------
+
+USERS = 10  # Locust users: each has at most one request in flight
+SETTLE_S = 4  # Locust's workers report their stats every 3 s
+API_PODS = "app.kubernetes.io/name=api,app.kubernetes.io/instance=" + RELEASE
+FAULTS = ROOT / "test-artifacts" / "faults.txt"
+
+
+class Swarm:
+    """The in-cluster Locust, driven through its master's web API on the NodePort."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def start(self) -> None:
+        run = {"user_count": USERS, "spawn_rate": USERS}
+        started = requests.post(f"{self.url}/swarm", data=run, timeout=10)
+        assert started.json()["success"], started.text
+        wait_until(lambda: self.totals()[0] > 20, 60, "a steady load")
+
+    def reset(self) -> None:
+        requests.post(f"{self.url}/stats/reset", timeout=10).raise_for_status()
+
+    def totals(self) -> tuple[int, int, list[dict[str, Any]]]:
+        """Requests and failures since the last reset, and the errors (after SETTLE_S: exact)."""
+        stats = requests.get(f"{self.url}/stats/requests", timeout=10).json()
+        total = next(s for s in stats["stats"] if s["name"] == "Aggregated")
+        return total["num_requests"], total["num_failures"], stats.get("errors", [])
+
+    def measure(self, fault: str) -> tuple[int, int, list[dict[str, Any]]]:
+        time.sleep(SETTLE_S)
+        requested, failed, errors = self.totals()
+        with FAULTS.open("a") as out:
+            out.write(f"{fault}: {requested} requests, {failed} failed\n")
+            out.writelines(f"  {e['occurrences']} x {e['error'][:160]}\n" for e in errors)
+        return requested, failed, errors
+
+
+def api_pods() -> list[dict[str, Any]]:
+    return json.loads(kubectl("-n", NS, "get", "pods", "-l", API_PODS, "-o", "json"))["items"]
+
+
+def pod_get(pod: str, path: str) -> str:
+    """GET a path of one api pod from inside it (the Service would pick any pod)."""
+    code = ("import urllib.request as u; "
+            f"print(u.urlopen('http://127.0.0.1:8000{path}').read().decode())")  # fmt: skip
+    return kubectl("-n", NS, "exec", pod, "--", "python", "-c", code)
+
+
+def pod_metric(pod: str, name: str) -> float:
+    for line in pod_get(pod, "/metrics").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def ready_pods() -> list[str]:
+    return [p["metadata"]["name"] for p in api_pods()
+            if "deletionTimestamp" not in p["metadata"]
+            and any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in p["status"].get("conditions", []))]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def under_load(lab: str, chart: Path) -> Swarm:
+    """Two api replicas with the budget and a 5 s alias check, then a steady Locust load."""
+    helm("upgrade", RELEASE, chart, "-n", lab, "--reuse-values",
+         "--set", "api.replicaCount=2", "--set", "api.podDisruptionBudget.enabled=true",
+         "--set", "api.mlflow.reloadIntervalSeconds=5", "--set", "mlflow.train.enabled=false",
+         "--wait", "--timeout", "5m")  # fmt: skip
+    FAULTS.parent.mkdir(exist_ok=True)
+    FAULTS.write_text(f"faults under a steady load of {USERS} Locust users, 2 api replicas\n")
+    swarm = Swarm(NODE_PORT.format(port=30009))
+    swarm.start()
+    yield swarm
+    requests.post(f"{swarm.url}/stop", timeout=10)
+
+
+def test_the_budget_allows_one_api_pod_down(under_load: Swarm) -> None:
+    budget = json.loads(kubectl("-n", NS, "get", "pdb", f"{RELEASE}-api", "-o", "json"))
+    assert budget["status"]["currentHealthy"] == 2
+    assert budget["status"]["disruptionsAllowed"] == 1
+
+
+def test_a_rolling_restart_fails_no_request(under_load: Swarm) -> None:
+    before = set(ready_pods())
+    under_load.reset()
+    kubectl("-n", NS, "rollout", "restart", f"deployment/{RELEASE}-api")
+    kubectl("-n", NS, "rollout", "status", f"deployment/{RELEASE}-api", "--timeout=300s")
+    wait_until(lambda: len(api_pods()) == 2, 120, "the old pods gone")  # drained and stopped
+    assert not before & set(ready_pods())
+    requested, failed, errors = under_load.measure("rollout restart of the api")
+    assert requested > 100
+    assert failed == 0, errors
+
+
+def test_a_killed_api_container_fails_at_most_the_requests_in_flight(under_load: Swarm) -> None:
+    pod = ready_pods()[0]
+    status = json.loads(kubectl("-n", NS, "get", "pod", pod, "-o", "json"))["status"]
+    container = status["containerStatuses"][0]
+    pid = task_pid(container["containerID"].split("://", 1)[1])
+    under_load.reset()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: restarts(pod) > container["restartCount"], 60, "the kubelet's restart")
+    kubectl("-n", NS, "wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=120s")
+    requested, failed, errors = under_load.measure("kill -9 of one api container")
+    assert failed <= USERS, errors  # each user has at most one request in flight
+    # the connections refused before the Service dropped the dead pod were retried, not failed
+    assert not [e for e in errors if "Max retries exceeded" in e["error"]], errors
+    under_load.reset()
+    time.sleep(15)
+    requested, failed, errors = under_load.measure("the 15 s after that pod was Ready again")
+    assert requested > 50
+    assert failed == 0, errors
+
+
+def task_pid(container_id: str) -> int:
+    """The container's process, as the node's containerd knows it."""
+    socket_path = CLUSTER / "containerd" / "containerd.sock"
+    out = subprocess.run(["ctr", "--address", str(socket_path), "-n", "k8s.io", "tasks", "ls"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return next(int(line.split()[1]) for line in out.splitlines() if line.startswith(container_id))
+
+
+def restarts(pod: str) -> int:
+    status = json.loads(kubectl("-n", NS, "get", "pod", pod, "-o", "json"))["status"]
+    return status["containerStatuses"][0]["restartCount"]
+
+
+def test_the_api_serves_on_while_mlflow_is_gone(under_load: Swarm) -> None:
+    pods = ready_pods()
+    checks = {pod: pod_metric(pod, "readmit_model_alias_check_failures_total") for pod in pods}
+    under_load.reset()
+    mlflow = f"deployment/{RELEASE}-mlflow"
+    kubectl("-n", NS, "scale", mlflow, "--replicas=0")
+    registry = "app.kubernetes.io/name=mlflow,app.kubernetes.io/component=registry"
+    kubectl("-n", NS, "wait", "--for=delete", "pod", "-l", registry, "--timeout=60s")
+    for pod in pods:  # every pod notices, counts it, and stays Ready with its model
+        wait_until(lambda p=pod: pod_metric(p, "readmit_model_alias_check_failures_total")
+                   > checks[p], 60, f"{pod}'s failed alias checks")  # fmt: skip
+        assert json.loads(pod_get(pod, "/ready"))["status"] == "ready"
+    assert sorted(ready_pods()) == sorted(pods)
+    kubectl("-n", NS, "scale", mlflow, "--replicas=1")
+    kubectl("-n", NS, "rollout", "status", mlflow, "--timeout=180s")
+    requested, failed, errors = under_load.measure("MLflow's pod gone, then back")
+    assert requested > 100
+    assert failed == 0, errors
+
+
+def test_a_forced_new_version_is_swapped_in_with_no_failed_request(
+    under_load: Swarm, chart: Path
+) -> None:
+    under_load.reset()
+    helm("upgrade", RELEASE, chart, "-n", NS, "--reuse-values", "--set",
+         "mlflow.train.enabled=true", "--set", "mlflow.train.force=true",
+         "--wait", "--wait-for-jobs", "--timeout", "10m")  # fmt: skip
+    revision = json.loads(helm("status", RELEASE, "-n", NS, "-o", "json").stdout)["version"]
+    logs = kubectl("-n", NS, "logs", f"job/{RELEASE}-mlflow-train-{revision}")
+    assert "alias 'production' moved (forced)" in logs, logs[-2000:]
+    version = re.search(r"version (\d+): alias 'production' moved", logs)[1]
+    assert version != "1"
+    for pod in ready_pods():
+        wait_until(lambda p=pod: json.loads(pod_get(p, "/ready"))["model"]["version"] == version,
+                   60, f"{pod} serving version {version}")  # fmt: skip
+    requested, failed, errors = under_load.measure(f"a forced new model version ({version})")
+    assert requested > 100
+    assert failed == 0, errors
