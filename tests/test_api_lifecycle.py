@@ -14,6 +14,7 @@ import pytest
 import requests
 from conftest import API_MODEL, start_api, use_mlflow
 from servers import ApiProcess, TcpProxy
+from test_artifact import hostile_pickle
 
 LIFECYCLE_MODEL = "api-lifecycle"
 
@@ -136,28 +137,48 @@ def test_hot_reload_under_load_fails_no_request(
     assert info == 1
 
 
+def alias_files_and_wait_for_refusal(api: ApiProcess, uri: str, files: Path) -> str:
+    """Register ``files`` as a new version under the alias (a real run's "model" artifact) and
+    wait until the api failed to load it; returns the version it still serves."""
+    c = client(uri)
+    serving = requests.get(f"{api.url}/model", timeout=5).json()["version"]
+    failures = api.metric("readmit_model_load_failures_total")
+    run = c.create_run(c.get_experiment_by_name("Default").experiment_id)
+    c.log_artifacts(run.info.run_id, str(files), "model")
+    version = c.create_model_version(
+        LIFECYCLE_MODEL, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    )
+    c.set_registered_model_alias(LIFECYCLE_MODEL, "production", version.version)
+    wait_for(lambda: api.metric("readmit_model_load_failures_total") > failures, 30)
+    return serving
+
+
 def test_failing_reload_keeps_the_old_model(
     lifecycle_api: ApiProcess, mlflow_server: str, example: dict[str, Any], tmp_path: Path
 ) -> None:
-    c = client(mlflow_server)
-    serving = requests.get(f"{lifecycle_api.url}/model", timeout=5).json()["version"]
-    failures = lifecycle_api.metric("readmit_model_load_failures_total")
-    # A real run whose "model" artifact is not a loadable model.
-    run = c.create_run(c.get_experiment_by_name("Default").experiment_id)
-    bogus = tmp_path / "model"
+    bogus = tmp_path / "model"  # not a loadable model
     bogus.mkdir()
     (bogus / "MLmodel").write_text("flavors: {}\n")
-    c.log_artifacts(run.info.run_id, str(bogus), "model")
-    broken = c.create_model_version(
-        LIFECYCLE_MODEL, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
-    )
-    c.set_registered_model_alias(LIFECYCLE_MODEL, "production", broken.version)
-    wait_for(lambda: lifecycle_api.metric("readmit_model_load_failures_total") > failures, 30)
+    serving = alias_files_and_wait_for_refusal(lifecycle_api, mlflow_server, bogus)
     r = requests.post(f"{lifecycle_api.url}/predict", json=example, timeout=10)
     assert r.status_code == 200
     assert r.json()["model"]["version"] == serving
     assert requests.get(f"{lifecycle_api.url}/ready", timeout=5).status_code == 200
     assert "model load failed" in lifecycle_api.log_text()
+
+
+def test_a_version_carrying_a_pickle_is_refused_and_never_run(
+    lifecycle_api: ApiProcess, mlflow_server: str, example: dict[str, Any], tmp_path: Path
+) -> None:
+    """Whoever can write a version cannot run code in the api: the pickle would create a file."""
+    marker = tmp_path / "unpickled"
+    hostile = hostile_pickle(tmp_path / "model", marker)
+    serving = alias_files_and_wait_for_refusal(lifecycle_api, mlflow_server, hostile)
+    assert "pickled model format" in lifecycle_api.log_text()
+    assert not marker.exists()
+    r = requests.post(f"{lifecycle_api.url}/predict", json=example, timeout=10)
+    assert r.status_code == 200
+    assert r.json()["model"]["version"] == serving
 
 
 def test_local_model_directory_without_a_registry(

@@ -23,10 +23,10 @@ def records(encounters) -> list[dict[str, Any]]:
 def reference(api: ApiProcess, records: list[dict[str, Any]], mlflow_server: str):
     """The registered model loaded in this process: what the api must reproduce."""
 
-    from readmit_core.pyfunc import load_readmission_model
+    from readmit_core.artifact import load_from_mlflow
 
     use_mlflow(mlflow_server)
-    return load_readmission_model(f"models:/{API_MODEL}@production")
+    return load_from_mlflow(f"models:/{API_MODEL}@production")
 
 
 def test_predict_one(api: ApiProcess, example: dict[str, Any], api_model: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -83,14 +84,14 @@ def test_registered_model_fast_path_equals_pyfunc_pandas_path(
     """The logged artifact, loaded as MLflow loads it: 1,000 real rows, both paths, 1e-9."""
     import mlflow
 
-    from readmit_core.pyfunc import load_readmission_model
+    from readmit_core.artifact import load_from_mlflow
 
     use_mlflow(sqlite_registry["uri"])
     uri = "models:/diabetes-readmission@production"
     rows = encounters.sample(1000, random_state=11)
     records = [encounter_record(Encounter.model_validate(r)) for r in to_records(rows)]
     pyfunc_risk = np.asarray(mlflow.pyfunc.load_model(uri).predict(pd.DataFrame(records)))
-    model = load_readmission_model(uri)
+    model = load_from_mlflow(uri)
     fast_risk = model.predict_records(records)
     assert pyfunc_risk.shape == fast_risk.shape == (1000,)
     assert np.max(np.abs(pyfunc_risk - fast_risk)) <= 1e-9
@@ -99,18 +100,23 @@ def test_registered_model_fast_path_equals_pyfunc_pandas_path(
     assert model.threshold == pytest.approx(sqlite_registry["result"]["threshold"])
 
 
-def test_lightgbm_fast_path_equals_the_sklearn_wrapper(encounters) -> None:
-    """The served model calls the booster directly; it must give predict_proba's numbers."""
-    import lightgbm as lgb
-
-    from readmit_core.features import CATEGORICAL_INDICES
+def test_saved_scorers_give_the_fitted_estimators_numbers(encounters, tmp_path: Path) -> None:
+    """What is saved as data (LightGBM's text model; the pipeline's numbers) scores as the fitted
+    sklearn/LightGBM objects do, and survives a save and load of the artifact."""
+    from readmit_core import artifact
     from readmit_core.model import ReadmissionModel
+    from readmit_trainer.candidates import lightgbm, logistic_regression
+    from readmit_trainer.export import to_scorer
 
     rows = encounters.sample(4000, random_state=2)
     X, y = encode_frame(rows), rows["target"].to_numpy()
-    estimator = lgb.LGBMClassifier(n_estimators=60, num_leaves=7, verbose=-1, n_jobs=2)
-    estimator.fit(X[:3000], y[:3000], eval_set=[(X[3000:], y[3000:])],
-                  categorical_feature=list(CATEGORICAL_INDICES),
-                  callbacks=[lgb.early_stopping(10, verbose=False)])  # fmt: skip
-    model = ReadmissionModel(estimator, threshold=0.2, algorithm="lightgbm")
-    np.testing.assert_array_equal(model.predict_proba(X), estimator.predict_proba(X)[:, 1])
+    for fit in (lightgbm, logistic_regression):
+        fitted = fit(X[:3000], y[:3000], X[3000:], y[3000:], 0)
+        expected = fitted.estimator.predict_proba(X)[:, 1]
+        model = ReadmissionModel(to_scorer(fitted.algorithm, fitted.estimator), 0.2,
+                                 fitted.algorithm)  # fmt: skip
+        np.testing.assert_allclose(model.predict_proba(X), expected, rtol=0, atol=1e-12)
+        artifact.save(model, tmp_path / fitted.algorithm)
+        loaded = artifact.load(tmp_path / fitted.algorithm)
+        np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=0, atol=1e-12)
+        assert (loaded.threshold, loaded.algorithm) == (0.2, fitted.algorithm)

@@ -96,11 +96,11 @@ def test_registered_model_loads_over_http_with_the_skinny_loader(
 ) -> None:
     """What the api does: models:/name@alias over HTTP into a ReadmissionModel."""
 
+    from readmit_core.artifact import load_from_mlflow
     from readmit_core.data import to_records
-    from readmit_core.pyfunc import load_readmission_model
 
     use_mlflow(mlflow_server)
-    model = load_readmission_model(f"models:/{NAME}@production")
+    model = load_from_mlflow(f"models:/{NAME}@production")
     risk = model.predict_records(to_records(encounters.head(5)))
     assert risk.shape == (5,)
     assert ((risk > 0) & (risk < 1)).all()

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter
@@ -149,11 +150,14 @@ class ModelStore:
 
 
 def _load_model(source: str, tracking_uri: str | None) -> ReadmissionModel:
-    import mlflow
+    """The version's files, read as data (readmit_core.artifact): nothing is unpickled or run."""
+    from readmit_core import artifact
 
-    from readmit_core.pyfunc import load_readmission_model
+    if not source.startswith("models:/"):
+        return artifact.load(Path(source))  # a local model directory (READMIT_MODEL_URI)
+    import mlflow
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
-    return load_readmission_model(source)
+    return artifact.load_from_mlflow(source)

@@ -1,8 +1,8 @@
 """The served model: raw encounter fields in, probability of readmission within 30 days out.
 
-One object carries the fitted estimator (which sees the ``readmit_core.features`` matrix), the
-decision threshold chosen on validation, and the encoding it was trained with, so the api and
-MLflow's pyfunc run exactly what the trainer measured.
+One object carries the scorer (which sees the ``readmit_core.features`` matrix), the decision
+threshold chosen on validation, and the encoding it was trained with, so the api and MLflow's
+pyfunc run exactly what the trainer measured. ``readmit_core.artifact`` saves and loads it as data.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from readmit_core.schema import SCHEMA_VERSION
 if TYPE_CHECKING:
     import pandas as pd
 
+    from readmit_core.scorers import Scorer
+
 
 class IncompatibleModelError(RuntimeError):
     """The model was trained with another encoding than this package provides."""
@@ -26,7 +28,7 @@ class IncompatibleModelError(RuntimeError):
 
 @dataclass
 class ReadmissionModel:
-    estimator: Any  # anything with predict_proba(X) -> (n, 2), X from readmit_core.features
+    scorer: Scorer  # risk(X) for X from readmit_core.features
     threshold: float  # risk at or above which the encounter is flagged
     algorithm: str  # e.g. "lightgbm", "logistic_regression"
     feature_names: tuple[str, ...] = FEATURE_NAMES
@@ -43,16 +45,7 @@ class ReadmissionModel:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Risk for each row of an encoded feature matrix."""
-        booster = getattr(self.estimator, "booster_", None)
-        if booster is not None:
-            # LightGBM: the booster itself gives the same numbers as the sklearn wrapper without
-            # its per-call input checks (one row: ~25 µs instead of ~1.4 ms). One thread: the
-            # caller decides the parallelism (micro-batches, replicas).
-            best = getattr(self.estimator, "best_iteration_", None) or None
-            return np.asarray(
-                booster.predict(features, num_iteration=best, num_threads=1), dtype=np.float64
-            )
-        return np.asarray(self.estimator.predict_proba(features)[:, 1], dtype=np.float64)
+        return self.scorer.risk(features)
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Risk for validated records (the api's path: no DataFrame)."""

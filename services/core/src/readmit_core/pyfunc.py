@@ -1,32 +1,29 @@
-"""MLflow pyfunc flavour of ``ReadmissionModel`` (needs mlflow-skinny and pandas)."""
+"""MLflow pyfunc flavour of ``ReadmissionModel`` (needs mlflow-skinny and pandas).
+
+Logged as a model from code (``pyfunc_model.py``), not a pickle: at load, MLflow runs that file of
+this package, and ``load_context`` reads the artifact's data files with ``readmit_core.artifact``.
+So ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` work for users; the api itself never
+goes through pyfunc (it reads the data files only).
+"""
 
 from __future__ import annotations
 
-import warnings
+from pathlib import Path
 
 import mlflow.pyfunc
 
-from readmit_core.model import ReadmissionModel
+from readmit_core import artifact
+
+ARTIFACT_KEY = "readmit"  # the pyfunc artifact holding the data files (artifact.MLFLOW_SUBDIR)
+CODE_PATH = Path(__file__).with_name("pyfunc_model.py")
 
 
 class ReadmissionPyfunc(mlflow.pyfunc.PythonModel):
-    """Wraps the model so ``mlflow.pyfunc.load_model(...).predict(frame)`` returns risks."""
+    """``mlflow.pyfunc.load_model(...).predict(frame)`` returns risks."""
 
-    def __init__(self, model: ReadmissionModel) -> None:
-        self.model = model
+    def load_context(self, context) -> None:
+        self.model = artifact.load(Path(context.artifacts[ARTIFACT_KEY]))
 
     # No type hints on the inputs: MLflow would derive a second signature from them.
     def predict(self, context, model_input, params=None):
         return self.model.predict_frame(model_input)
-
-
-def load_readmission_model(model_uri: str) -> ReadmissionModel:
-    """Load a logged model (registry URI, run URI or local directory) as a ReadmissionModel."""
-    with warnings.catch_warnings():
-        # MLflow asks for type hints on predict(); ours has none on purpose (see above).
-        warnings.filterwarnings("ignore", message="Add type hints", category=UserWarning)
-        wrapper = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
-    if not isinstance(wrapper, ReadmissionPyfunc):
-        raise TypeError(f"{model_uri} is not a readmit model (got {type(wrapper).__name__})")
-    wrapper.model.check_compatible()
-    return wrapper.model

@@ -23,6 +23,7 @@ from readmit_core.model import ReadmissionModel
 from readmit_core.schema import FIELD_NAMES, PATIENT_ID_COLUMN, SCHEMA_VERSION
 from readmit_trainer.candidates import CANDIDATES, Fitted
 from readmit_trainer.evaluation import max_f1_threshold, metrics, model_card, plots
+from readmit_trainer.export import to_scorer
 from readmit_trainer.progress import progress
 
 PARTS = ("train", "validation", "test")
@@ -96,7 +97,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     best = max(fitted, key=lambda f: f.val_roc_auc)
     progress(f"selected {best.algorithm} (validation ROC AUC {best.val_roc_auc:.4f})")
 
-    model = ReadmissionModel(best.estimator, threshold=0.5, algorithm=best.algorithm)
+    # The scorer as saved: the numbers measured here are the ones the api will serve.
+    model = ReadmissionModel(to_scorer(best.algorithm, best.estimator), 0.5, best.algorithm)
     val_risk = model.predict_proba(Xv)
     model.threshold = max_f1_threshold(yv, val_risk)
     validation = metrics(yv, val_risk, model.threshold)
@@ -165,7 +167,7 @@ def register(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]
         ]
         example = result["frame"][list(FIELD_NAMES)].head(2)
         progress("registering the model")
-        version = registry.log_and_register(model, args.model_name, example, files)
+        version = registry.log_and_register(model, args.model_name, example, files, out)
 
     champion = registry.champion_version(client, args.model_name, args.alias)
     challenger_auc = summary["validation"]["roc_auc"]

@@ -15,14 +15,14 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from sklearn.metrics import roc_auc_score
 
+from readmit_core import artifact
 from readmit_core.model import ReadmissionModel
-from readmit_core.pyfunc import load_readmission_model
 from readmit_core.schema import FIELDS
 from readmit_trainer.progress import progress
 
 EXPERIMENT = "diabetes-readmission"
-# What a serving environment needs besides the readmit-core package itself.
-SERVING_REQUIREMENTS = ("mlflow-skinny", "lightgbm", "scikit-learn", "numpy", "pandas", "pydantic")
+# What a pyfunc serving environment needs besides the readmit-core package itself.
+SERVING_REQUIREMENTS = ("mlflow-skinny", "lightgbm", "numpy", "pandas", "pydantic")
 
 
 def signature() -> ModelSignature:
@@ -49,16 +49,24 @@ def set_tracking(uri: str) -> None:
 
 
 def log_and_register(
-    model: ReadmissionModel, model_name: str, example: pd.DataFrame, artifacts: list[Path]
+    model: ReadmissionModel,
+    model_name: str,
+    example: pd.DataFrame,
+    artifacts: list[Path],
+    workdir: Path,
 ) -> str:
-    """Log the model to the active run and register it; returns the new version."""
-    from readmit_core.pyfunc import ReadmissionPyfunc
+    """Log the model (data files + the pyfunc's code file, no pickle) and register it; returns
+    the new version."""
+    from readmit_core.pyfunc import ARTIFACT_KEY, CODE_PATH
 
     for path in artifacts:
         mlflow.log_artifact(str(path))
+    data = workdir / ARTIFACT_KEY
+    artifact.save(model, data)
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=ReadmissionPyfunc(model),
+        python_model=str(CODE_PATH),
+        artifacts={ARTIFACT_KEY: str(data)},
         signature=signature(),
         input_example=example,
         registered_model_name=model_name,
@@ -87,7 +95,7 @@ def champion_val_auc(
     The split is a fixed hash of the patient, so the champion never trained on these patients.
     """
     try:
-        champion = load_readmission_model(f"models:/{model_name}/{version_}")
+        champion = artifact.load_from_mlflow(f"models:/{model_name}/{version_}")
     except Exception as exc:  # any failure to load means "cannot compare", reported below
         progress(f"cannot score version {version_}: {exc}")
         return None

@@ -1,0 +1,122 @@
+"""What a fitted model computes from the feature matrix, rebuilt from plain data.
+
+A scorer is made from numbers and LightGBM's own text format, never from pickled objects, so a
+model artifact can be read without running anything it carries. ``to_data`` gives what is saved
+(JSON-able parameters and named text files); ``from_data`` checks and rebuilds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from readmit_core.features import CATEGORICAL_INDICES, CATEGORY_SIZES, NUMERIC_FEATURES
+
+
+class ScorerError(ValueError):
+    """The saved data does not describe a valid scorer."""
+
+
+class Scorer(Protocol):
+    kind: str
+
+    def risk(self, features: np.ndarray) -> np.ndarray: ...
+
+    def to_data(self) -> tuple[dict[str, Any], dict[str, str]]: ...
+
+
+class BoosterScorer:
+    """A LightGBM model from its text format (what ``Booster.model_to_string`` writes)."""
+
+    kind = "lightgbm"
+    FILE = "booster.txt"
+
+    def __init__(self, model_text: str) -> None:
+        import lightgbm as lgb
+
+        self.model_text = model_text
+        try:
+            self.booster = lgb.Booster(model_str=model_text)
+        except lgb.basic.LightGBMError as exc:
+            raise ScorerError(f"not a LightGBM text model: {exc}") from None
+        if self.booster.num_feature() != len(NUMERIC_FEATURES) + len(CATEGORICAL_INDICES):
+            raise ScorerError(f"the booster expects {self.booster.num_feature()} features")
+
+    def risk(self, features: np.ndarray) -> np.ndarray:
+        # One thread: the caller decides the parallelism (micro-batches, replicas).
+        return np.asarray(self.booster.predict(features, num_threads=1), dtype=np.float64)
+
+    def to_data(self) -> tuple[dict[str, Any], dict[str, str]]:
+        return {}, {self.FILE: self.model_text}
+
+    @classmethod
+    def from_data(cls, params: dict[str, Any], files: dict[str, str]) -> BoosterScorer:
+        if cls.FILE not in files:
+            raise ScorerError(f"{cls.FILE} is missing")
+        return cls(files[cls.FILE])
+
+
+class LinearScorer:
+    """Logistic regression on median-imputed, standardised numbers and one-hot categories.
+
+    Category codes run from -1 (missing) to size - 1; each categorical feature's weights are a
+    table indexed by code + 1, and a code outside it weighs nothing (an unknown category).
+    """
+
+    kind = "linear"
+
+    def __init__(self, medians: list[float], means: list[float], scales: list[float],
+                 numeric_weights: list[float], category_weights: list[list[float]],
+                 intercept: float) -> None:  # fmt: skip
+        n_num, sizes = len(NUMERIC_FEATURES), [n + 1 for n in CATEGORY_SIZES]
+        arrays = [
+            np.asarray(a, dtype=np.float64) for a in (medians, means, scales, numeric_weights)
+        ]
+        if any(a.shape != (n_num,) for a in arrays):
+            raise ScorerError(f"numeric parameters must have {n_num} values each")
+        if [len(w) for w in category_weights] != sizes:
+            raise ScorerError(f"category weight tables must have {sizes} values")
+        tables = [np.asarray(w, dtype=np.float64) for w in category_weights]
+        if not all(np.isfinite(a).all() for a in (*arrays, *tables)) or not np.isfinite(intercept):
+            raise ScorerError("linear parameters must be finite numbers")
+        if (arrays[2] <= 0).any():
+            raise ScorerError("scales must be positive")
+        self.medians, self.means, self.scales, self.numeric_weights = arrays
+        self.category_weights = tables
+        self.intercept = float(intercept)
+        self._numeric = np.arange(n_num)
+
+    def risk(self, features: np.ndarray) -> np.ndarray:
+        numbers = features[:, self._numeric]
+        numbers = np.where(np.isnan(numbers), self.medians, numbers)
+        logit = ((numbers - self.means) / self.scales) @ self.numeric_weights + self.intercept
+        for column, table in zip(CATEGORICAL_INDICES, self.category_weights, strict=True):
+            codes = np.nan_to_num(features[:, column], nan=-1.0).astype(np.int64) + 1
+            known = (codes >= 0) & (codes < len(table))
+            logit = logit + np.where(known, table[np.clip(codes, 0, len(table) - 1)], 0.0)
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def to_data(self) -> tuple[dict[str, Any], dict[str, str]]:
+        params = {
+            "medians": self.medians.tolist(),
+            "means": self.means.tolist(),
+            "scales": self.scales.tolist(),
+            "numeric_weights": self.numeric_weights.tolist(),
+            "category_weights": [t.tolist() for t in self.category_weights],
+            "intercept": self.intercept,
+        }
+        return params, {}
+
+    @classmethod
+    def from_data(cls, params: dict[str, Any], files: dict[str, str]) -> LinearScorer:
+        try:
+            return cls(**params)
+        except (TypeError, ValueError) as exc:
+            raise ScorerError(f"bad linear parameters: {exc}") from None
+
+
+SCORERS: dict[str, type[BoosterScorer] | type[LinearScorer]] = {
+    BoosterScorer.kind: BoosterScorer,
+    LinearScorer.kind: LinearScorer,
+}

@@ -1,0 +1,98 @@
+"""The model artifact is data: what it refuses, and that refusing never runs what it carries."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from readmit_core import artifact
+from readmit_core.features import CATEGORY_SIZES, FEATURE_NAMES, NUMERIC_FEATURES
+from readmit_core.model import ReadmissionModel
+from readmit_core.scorers import LinearScorer
+
+
+class Touch:
+    """Unpickling this creates a file: the proof that something ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.path,))
+
+
+def hostile_pickle(directory: Path, marker: Path) -> Path:
+    """An MLflow pyfunc directory in the old pickled format, whose pickle would touch ``marker``."""
+    directory.mkdir(parents=True)
+    (directory / "MLmodel").write_text(
+        "flavors:\n  python_function:\n    loader_module: mlflow.pyfunc.model\n"
+        "    python_model: python_model.pkl\n"
+    )
+    (directory / "python_model.pkl").write_bytes(pickle.dumps(Touch(marker)))
+    return directory
+
+
+def linear_model() -> ReadmissionModel:
+    n = len(NUMERIC_FEATURES)
+    scorer = LinearScorer([0.0] * n, [0.0] * n, [1.0] * n, [0.01] * n,
+                          [[0.1] * (size + 1) for size in CATEGORY_SIZES], -2.0)  # fmt: skip
+    return ReadmissionModel(scorer, 0.2, "logistic_regression", info={"rows": 3})
+
+
+def test_a_saved_model_loads_back_as_it_was(tmp_path: Path) -> None:
+    model = linear_model()
+    artifact.save(model, tmp_path)
+    loaded = artifact.load(tmp_path)
+    X = np.random.default_rng(0).integers(0, 3, (50, len(FEATURE_NAMES))).astype(float)
+    X[::7, 0] = np.nan  # missing numbers take the median, missing codes their own weight
+    X[::5, len(NUMERIC_FEATURES)] = np.nan
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert (loaded.threshold, loaded.algorithm, loaded.info) == (0.2, "logistic_regression",
+                                                                 {"rows": 3})  # fmt: skip
+
+
+def test_the_pickled_format_is_refused_and_never_unpickled(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    directory = hostile_pickle(tmp_path / "model", marker)
+    with pytest.raises(artifact.ArtifactError, match="pickled model format"):
+        artifact.load(directory)
+    assert not marker.exists()
+    # the proof works: unpickling it would have created the file
+    pickle.loads((directory / "python_model.pkl").read_bytes())
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda m: m.update(format="readmit-model/0"), "format"),
+        (lambda m: m["scorer"].update(kind="pickle"), "unknown scorer kind"),
+        (lambda m: m["scorer"].update(files=["../../etc/passwd"]), "bad file name"),
+        (lambda m: m["scorer"]["params"].update(intercept="os.system"), "bad linear parameters"),
+        (lambda m: m["scorer"]["params"]["medians"].pop(), "numeric parameters"),
+        (lambda m: m.update(threshold=1.5), "not a probability"),
+        (lambda m: m.pop("threshold"), "does not describe a model"),
+    ],
+)
+def test_a_manifest_that_does_not_describe_a_model_is_refused(tmp_path: Path, change,
+                                                              reason: str) -> None:  # fmt: skip
+    path = artifact.save(linear_model(), tmp_path)
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(artifact.ArtifactError, match=reason):
+        artifact.load(tmp_path)
+
+
+def test_a_booster_that_is_not_a_lightgbm_model_is_refused(tmp_path: Path) -> None:
+    path = artifact.save(linear_model(), tmp_path)
+    manifest = json.loads(path.read_text())
+    manifest["scorer"] = {"kind": "lightgbm", "params": {}, "files": ["booster.txt"]}
+    path.write_text(json.dumps(manifest))
+    (tmp_path / "booster.txt").write_text("import os; os.system('touch /tmp/x')\n")
+    with pytest.raises(artifact.ArtifactError, match="not a LightGBM text model"):
+        artifact.load(tmp_path)
