@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,11 +17,6 @@ from readmit_api.prediction import Predictor
 from readmit_api.routes import router
 from readmit_api.settings import Settings
 from readmit_core.models import Encounter
-
-# The loader retries with its own backoff; MLflow's HTTP client must fail fast, not retry for
-# minutes inside one attempt.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from typing import Any
 from prometheus_client import Counter
 
 from readmit_api import metrics
+from readmit_api.registry import Registry, RegistryError
 from readmit_api.settings import Settings
+from readmit_core import artifact
 from readmit_core.model import ReadmissionModel
 
 log = logging.getLogger("readmit.model")
@@ -108,28 +111,34 @@ class ModelStore:
         return False
 
     def _target(self) -> tuple[str, str, str | None, str | None] | None:
-        """(source, version, alias, run id) to load, or None when it is the one served."""
+        """(where the files are, version, alias, run id) to load, or None when it is served."""
         s = self.settings
         if s.model_uri:
             return None if self.current is not None else (s.model_uri, "local", None, None)
-        from mlflow import MlflowClient
-
-        client = MlflowClient(
-            tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri
-        )
-        mv = client.get_model_version_by_alias(s.model_name, s.model_alias)
-        if self.current is not None and self.current.version == str(mv.version):
+        mv = self._registry().version_by_alias(s.model_name, s.model_alias)
+        if self.current is not None and self.current.version == mv.version:
             return None
-        return f"models:/{s.model_name}/{mv.version}", str(mv.version), s.model_alias, mv.run_id
+        return mv.artifact_uri, mv.version, s.model_alias, mv.run_id
 
-    def _load(self, source: str, version: str, alias: str | None, run_id: str | None) -> None:
+    def _registry(self) -> Registry:
+        if self.settings.mlflow_tracking_uri is None:
+            raise RegistryError("no registry: set MLFLOW_TRACKING_URI (or READMIT_MODEL_URI)")
+        return Registry(self.settings.mlflow_tracking_uri)
+
+    def _load(self, where: str, version: str, alias: str | None, run_id: str | None) -> None:
         s = self.settings
         started = time.monotonic()
-        model = _load_model(source, s.mlflow_tracking_uri)
+        if s.model_uri:
+            model = artifact.load(Path(where))
+        else:
+            # The version's files, read as data (readmit_core.artifact): nothing unpickled or run.
+            with tempfile.TemporaryDirectory(prefix="readmit-model-") as tmp:
+                model = artifact.load(self._registry().download(where, Path(tmp)))
+        source = where if s.model_uri else f"models:/{s.model_name}/{version}"
         loaded = LoadedModel(model, s.model_name, version, alias, run_id, source, datetime.now(UTC))
         previous, self.current = self.current, loaded  # the atomic swap
-        # Move everything alive now (mlflow, pandas, sklearn, the model: millions of objects) out
-        # of the collector's reach: otherwise each full collection walks them all, a pause of
+        # Move everything alive now (the app, numpy, LightGBM, the model) out of the collector's
+        # reach: otherwise each full collection walks them all, a pause of
         # ~100 ms in the middle of serving (measured as the p99 at 64 connections).
         gc.collect()
         gc.freeze()
@@ -147,17 +156,3 @@ class ModelStore:
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
-
-
-def _load_model(source: str, tracking_uri: str | None) -> ReadmissionModel:
-    """The version's files, read as data (readmit_core.artifact): nothing is unpickled or run."""
-    from readmit_core import artifact
-
-    if not source.startswith("models:/"):
-        return artifact.load(Path(source))  # a local model directory (READMIT_MODEL_URI)
-    import mlflow
-
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-    return artifact.load_from_mlflow(source)
