@@ -259,7 +259,10 @@ class PodRunner:
         return float(number) * {"B": 1 / 2**20, "kB": 1 / 1024, "MB": 1, "GB": 1024}[unit]
 
     def logs(self, name: str) -> str:
-        return podman("logs", name, check=False)[-4000:]
+        """The container's output, stdout and stderr (the services log to stderr)."""
+        out = subprocess.run(["podman", "logs", name], capture_output=True, text=True,
+                             env=PODMAN_ENV, timeout=60, check=False)  # fmt: skip
+        return (out.stdout + out.stderr)[-4000:]
 
     def stop_all(self) -> None:
         for name in reversed(self.started):
