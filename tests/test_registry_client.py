@@ -23,7 +23,8 @@ def test_the_alias_and_its_files_as_mlflows_own_client_sees_them(
         API_MODEL, "production"
     )
     assert (found.version, found.run_id) == (str(theirs.version), theirs.run_id)
-    ours = artifact.load(registry.download(found.artifact_uri, tmp_path / "ours"))
+    where = registry.download_uri(API_MODEL, found.version)
+    ours = artifact.load(registry.download(where, tmp_path / "ours"))
     use_mlflow(mlflow_server)
     reference = artifact.load_from_mlflow(f"models:/{API_MODEL}/{found.version}")
     assert ours.threshold == reference.threshold

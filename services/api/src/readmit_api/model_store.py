@@ -110,31 +110,33 @@ class ModelStore:
             self.not_ready_reason = f"no model loaded: {reason}"
         return False
 
-    def _target(self) -> tuple[str, str, str | None, str | None] | None:
-        """(where the files are, version, alias, run id) to load, or None when it is served."""
+    def _target(self) -> tuple[str, str | None, str | None] | None:
+        """(version, alias, run id) to load, or None when it is the one served."""
         s = self.settings
         if s.model_uri:
-            return None if self.current is not None else (s.model_uri, "local", None, None)
+            return None if self.current is not None else ("local", None, None)
         mv = self._registry().version_by_alias(s.model_name, s.model_alias)
         if self.current is not None and self.current.version == mv.version:
             return None
-        return mv.artifact_uri, mv.version, s.model_alias, mv.run_id
+        return mv.version, s.model_alias, mv.run_id
 
     def _registry(self) -> Registry:
         if self.settings.mlflow_tracking_uri is None:
             raise RegistryError("no registry: set MLFLOW_TRACKING_URI (or READMIT_MODEL_URI)")
         return Registry(self.settings.mlflow_tracking_uri)
 
-    def _load(self, where: str, version: str, alias: str | None, run_id: str | None) -> None:
+    def _load(self, version: str, alias: str | None, run_id: str | None) -> None:
         s = self.settings
         started = time.monotonic()
         if s.model_uri:
-            model = artifact.load(Path(where))
+            model, source = artifact.load(Path(s.model_uri)), s.model_uri
         else:
             # The version's files, read as data (readmit_core.artifact): nothing unpickled or run.
+            registry = self._registry()
+            where = registry.download_uri(s.model_name, version)
             with tempfile.TemporaryDirectory(prefix="readmit-model-") as tmp:
-                model = artifact.load(self._registry().download(where, Path(tmp)))
-        source = where if s.model_uri else f"models:/{s.model_name}/{version}"
+                model = artifact.load(registry.download(where, Path(tmp)))
+            source = f"models:/{s.model_name}/{version}"
         loaded = LoadedModel(model, s.model_name, version, alias, run_id, source, datetime.now(UTC))
         previous, self.current = self.current, loaded  # the atomic swap
         # Move everything alive now (the app, numpy, LightGBM, the model) out of the collector's

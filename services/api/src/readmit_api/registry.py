@@ -32,7 +32,6 @@ class RegistryError(RuntimeError):
 class ModelVersion:
     version: str
     run_id: str | None
-    artifact_uri: str  # where the version's files are
 
 
 class Registry:
@@ -46,17 +45,19 @@ class Registry:
     def version_by_alias(self, name: str, alias: str) -> ModelVersion:
         found = self._get_json("/api/2.0/mlflow/registered-models/alias",
                                {"name": name, "alias": alias})["model_version"]  # fmt: skip
-        version = str(found["version"])
-        where = self._get_json("/api/2.0/mlflow/model-versions/get-download-uri",
-                               {"name": name, "version": version})["artifact_uri"]  # fmt: skip
-        return ModelVersion(version, found.get("run_id") or None, where)
+        return ModelVersion(str(found["version"]), found.get("run_id") or None)
+
+    def download_uri(self, name: str, version: str) -> str:
+        """Where a version's files are (asked only when that version is to be loaded)."""
+        return self._get_json("/api/2.0/mlflow/model-versions/get-download-uri",
+                              {"name": name, "version": version})["artifact_uri"]  # fmt: skip
 
     def download(self, artifact_uri: str, dest: Path) -> Path:
         """Copy the files under ``artifact_uri`` into ``dest``; returns ``dest``."""
         parsed = urlparse(artifact_uri)
         if parsed.scheme == "mlflow-artifacts":
             root = PurePosixPath(parsed.path.lstrip("/"))
-            for count, (relative, _) in enumerate(self._walk(root, PurePosixPath())):
+            for count, relative in enumerate(self._walk(root, PurePosixPath())):
                 if count >= MAX_FILES:
                     raise RegistryError(f"{artifact_uri} holds over {MAX_FILES} files")
                 target = dest / relative
@@ -82,7 +83,7 @@ class Registry:
             if entry.get("is_dir"):
                 yield from self._walk(root, sub / name)
             else:
-                yield sub / name, entry.get("file_size")
+                yield sub / name
 
     def _get_json(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         with self._open(f"{path}?{urlencode(params)}") as response:
