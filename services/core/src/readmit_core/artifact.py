@@ -9,7 +9,6 @@ A version in the old pickled format (an MLflow ``python_model.pkl``) is refused 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -88,7 +87,7 @@ def load(directory: Path) -> ReadmissionModel:
         )
     except (KeyError, TypeError, ScorerError) as exc:
         raise ArtifactError(f"{MANIFEST} does not describe a model: {exc}") from None
-    if not (0.0 < threshold < 1.0) or math.isnan(threshold):
+    if not 0.0 < threshold < 1.0:  # NaN fails it too
         raise ArtifactError(f"threshold {threshold} is not a probability")
     model.check_compatible()
     return model
