@@ -40,7 +40,7 @@ $(UV):
 
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock $(wildcard services/*/pyproject.toml)
 	$(UV) sync --all-packages --frozen --python python3.11
-	# the api alone, as its image installs it (mlflow-skinny, no dev tools): the tests run it
+	# the api alone, as its image installs it (no mlflow, no dev tools): the tests run it
 	UV_PROJECT_ENVIRONMENT=.venv-api $(UV) sync --package readmit-api --no-dev --frozen \
 		--python python3.11
 	touch $@

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -94,5 +95,41 @@ def test_a_booster_that_is_not_a_lightgbm_model_is_refused(tmp_path: Path) -> No
     manifest["scorer"] = {"kind": "lightgbm", "params": {}, "files": ["booster.txt"]}
     path.write_text(json.dumps(manifest))
     (tmp_path / "booster.txt").write_text("import os; os.system('touch /tmp/x')\n")
-    with pytest.raises(artifact.ArtifactError, match="not a LightGBM text model"):
+    with pytest.raises(artifact.ArtifactError, match="not a LightGBM binary text model"):
         artifact.load(tmp_path)
+
+
+def test_the_api_loads_a_model_without_heavy_imports(tmp_path: Path) -> None:
+    """In the api's own environment (as its image installs it), building the app and loading a
+    saved tree model imports neither mlflow, pandas, scikit-learn, SciPy nor LightGBM."""
+    import lightgbm as lgb
+    from servers import API_BIN
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (500, len(FEATURE_NAMES))).astype(float)
+    y = (x[:, 0] + rng.random(500) > 1.5).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4},
+                        lgb.Dataset(x, y), 5)  # fmt: skip
+    save_dir = tmp_path / "model"
+    save_dir.mkdir()
+    (save_dir / "booster.txt").write_text(booster.model_to_string())
+    manifest = json.loads(artifact.save(linear_model(), save_dir).read_text())
+    manifest["algorithm"] = "lightgbm"
+    manifest["scorer"] = {"kind": "lightgbm", "params": {}, "files": ["booster.txt"]}
+    (save_dir / artifact.MANIFEST).write_text(json.dumps(manifest))
+    code = (
+        "import sys, pathlib, numpy as np\n"
+        "from readmit_api.app import create_app\n"
+        "from readmit_api.settings import Settings\n"
+        "from readmit_core import artifact\n"
+        "from readmit_core.features import FEATURE_NAMES\n"
+        "create_app(Settings())\n"
+        f"model = artifact.load(pathlib.Path({str(save_dir)!r}))\n"
+        "assert model.predict_proba(np.zeros((2, len(FEATURE_NAMES)))).shape == (2,)\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([str(API_BIN.parent / "python"), "-c", code], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    loaded = {name.split(".")[0] for name in out.split()}
+    assert "readmit_core" in loaded
+    assert not loaded & {"mlflow", "pandas", "sklearn", "scipy", "lightgbm"}

@@ -8,7 +8,7 @@ import os
 
 def main(argv: list[str] | None = None) -> None:
     # One native thread per pool: requests are served in parallel by micro-batching and by pod
-    # replicas; OpenMP/BLAS pools on top oversubscribe the cores. Set before numpy/lightgbm load.
+    # replicas; OpenMP/BLAS pools on top oversubscribe the cores. Set before numpy loads.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
 

@@ -1,8 +1,9 @@
 """What a fitted model computes from the feature matrix, rebuilt from plain data.
 
 A scorer is made from numbers and LightGBM's own text format, never from pickled objects, so a
-model artifact can be read without running anything it carries. ``to_data`` gives what is saved
-(JSON-able parameters and named text files); ``from_data`` checks and rebuilds it.
+model artifact can be read without running anything it carries; both are scored in NumPy.
+``to_data`` gives what is saved (JSON-able parameters and named text files); ``from_data`` checks
+and rebuilds it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from readmit_core.features import CATEGORICAL_INDICES, CATEGORY_SIZES, NUMERIC_FEATURES
+from readmit_core.trees import TreeEnsemble, TreeModelError
 
 
 class ScorerError(ValueError):
@@ -27,25 +29,22 @@ class Scorer(Protocol):
 
 
 class BoosterScorer:
-    """A LightGBM model from its text format (what ``Booster.model_to_string`` writes)."""
+    """A LightGBM model from its text format (what ``Booster.model_to_string`` writes), scored
+    in NumPy by ``readmit_core.trees``: serving needs neither LightGBM nor SciPy."""
 
     kind = "lightgbm"
     FILE = "booster.txt"
 
     def __init__(self, model_text: str) -> None:
-        import lightgbm as lgb
-
         self.model_text = model_text
+        n_features = len(NUMERIC_FEATURES) + len(CATEGORICAL_INDICES)
         try:
-            self.booster = lgb.Booster(model_str=model_text)
-        except lgb.basic.LightGBMError as exc:
-            raise ScorerError(f"not a LightGBM text model: {exc}") from None
-        if self.booster.num_feature() != len(NUMERIC_FEATURES) + len(CATEGORICAL_INDICES):
-            raise ScorerError(f"the booster expects {self.booster.num_feature()} features")
+            self.trees = TreeEnsemble(model_text, n_features)
+        except TreeModelError as exc:
+            raise ScorerError(f"not a LightGBM binary text model: {exc}") from None
 
     def risk(self, features: np.ndarray) -> np.ndarray:
-        # One thread: the caller decides the parallelism (micro-batches, replicas).
-        return np.asarray(self.booster.predict(features, num_threads=1), dtype=np.float64)
+        return self.trees.risk(features)
 
     def to_data(self) -> tuple[dict[str, Any], dict[str, str]]:
         return {}, {self.FILE: self.model_text}
