@@ -107,6 +107,28 @@ def test_registered_model_loads_over_http_with_the_skinny_loader(
     assert model.threshold == pytest.approx(server_runs["forced"]["threshold"])
 
 
+def test_the_alias_moves_off_a_pickled_champion(data_path: Path, tmp_path: Path) -> None:
+    """After an upgrade the production version may be in the old pickled format, which the api
+    refuses: the next training run takes the alias without --force, and nothing is unpickled."""
+    from test_artifact import hostile_pickle
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    marker = tmp_path / "unpickled"
+    c = client(uri)
+    c.create_registered_model(NAME)
+    run = c.create_run(c.create_experiment("old", artifact_location=(tmp_path / "a").as_uri()))
+    c.log_artifacts(run.info.run_id, str(hostile_pickle(tmp_path / "old", marker)), "model")
+    old = c.create_model_version(NAME, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    c.set_registered_model_alias(NAME, "production", old.version)
+    result = run_trainer(data_path, uri, "--sample", "1000", "--candidates",
+                         "logistic_regression")  # fmt: skip
+    assert result["alias_moved"] is True, result
+    assert "cannot be served" in result["alias_reason"]
+    assert result["previous_version"] == str(old.version)
+    assert str(c.get_model_version_by_alias(NAME, "production").version) == result["version"]
+    assert not marker.exists()
+
+
 def test_cli_rejects_bad_options(data_path: Path) -> None:
     import subprocess
     import sys

@@ -82,6 +82,7 @@ class Server:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     ready_s: float = 0.0
+    health_s: float = 0.0  # process start -> first /health 200 (alive, model or not)
     results: dict[int, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -95,6 +96,8 @@ class Server:
             cmd, stdout=(logs / f"{self.name}.log").open("wb"), stderr=subprocess.STDOUT,
             env={**os.environ, **self.env}, start_new_session=True,
         )  # fmt: skip
+        wait_ok(self.url + "/health", 180)
+        self.health_s = time.monotonic() - started
         wait_ok(self.url + self.ready_path, 180)
         self.ready_s = time.monotonic() - started
 
@@ -239,23 +242,27 @@ def report(servers: list[Server], levels: list[int], rss: dict[str, float],
             r = s.results[c]
             lines.append(f"| {s.name} | {c} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
                          f"{r['p99_ms']:.2f} | {r['errors']:.0f} |")  # fmt: skip
-    lines += ["", "| server | start-up to ready s | RSS MiB | 1,000-record batch p50 / max ms |",
-              "|---|---:|---:|---:|"]  # fmt: skip
+    lines += ["", "| server | start-up to /health s | to ready s | RSS MiB | "
+              "1,000-record batch p50 / max ms |", "|---|---:|---:|---:|---:|"]  # fmt: skip
     for s in servers:
         b = batches.get(s.name)
         batch = f"{b[0]:.1f} / {b[1]:.1f}" if b else "-"
-        lines.append(f"| {s.name} | {s.ready_s:.1f} | {rss.get(s.name, 0):.0f} | {batch} |")
+        lines.append(f"| {s.name} | {s.health_s:.1f} | {s.ready_s:.1f} | "
+                     f"{rss.get(s.name, 0):.0f} | {batch} |")  # fmt: skip
     lines.append(f"\nreadmit-api: {rows_per_call:.1f} encounters per model call on average "
                  "(micro-batching).")  # fmt: skip
-    ours, theirs = servers[0], servers[1]
+    ours, theirs, trivial = servers
     top = max(levels)
     goals = [
         (f"c={top} req/s >= 50x MLflow", ours.results[top]["rps"],
          50 * theirs.results[top]["rps"], ">="),
         (f"c={top} p99 ms <= 100", ours.results[top]["p99_ms"], 100.0, "<="),
-        ("c=1 p50 ms <= 3", ours.results[min(levels)]["p50_ms"], 3.0, "<="),
-        ("1,000-record batch ms <= 100", batches[ours.name][0], 100.0, "<="),
-        ("start-up to ready s <= 5", ours.ready_s, 5.0, "<="),
+        (f"c={top} req/s >= 50 % of the trivial endpoint's", ours.results[top]["rps"],
+         0.5 * trivial.results[top]["rps"], ">="),
+        ("c=1 p50 ms <= 1", ours.results[min(levels)]["p50_ms"], 1.0, "<="),
+        ("1,000-record batch p50 ms <= 40", batches[ours.name][0], 40.0, "<="),
+        ("start-up to /health s <= 1", ours.health_s, 1.0, "<="),
+        ("start-up to ready s <= 3", ours.ready_s, 3.0, "<="),
         ("RSS MiB <= 300", rss[ours.name], 300.0, "<="),
         ("no errors", sum(r["errors"] for r in ours.results.values()), 0.0, "<="),
     ]  # fmt: skip

@@ -25,6 +25,7 @@ from readmit_trainer.candidates import CANDIDATES, Fitted
 from readmit_trainer.evaluation import max_f1_threshold, metrics, model_card, plots
 from readmit_trainer.export import to_scorer
 from readmit_trainer.progress import progress
+from readmit_trainer.promotion import decide
 
 PARTS = ("train", "validation", "test")
 
@@ -169,36 +170,27 @@ def register(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]
         progress("registering the model")
         version = registry.log_and_register(model, args.model_name, example, files, out)
 
-    champion = registry.champion_version(client, args.model_name, args.alias)
+    holder = registry.champion_version(client, args.model_name, args.alias)
     challenger_auc = summary["validation"]["roc_auc"]
-    champion_auc = None
-    if champion is not None and champion != version:
-        champion_auc = registry.champion_val_auc(args.model_name, champion, *result["val"])
-    move = (
-        args.force
-        or champion is None
-        or (champion_auc is not None and challenger_auc > champion_auc)
-    )
+    champion = None
+    if holder is not None and holder != version:
+        champion = registry.judge_champion(args.model_name, holder, *result["val"])
+    decision = decide(challenger_auc, champion, args.force)
     client.set_model_version_tag(args.model_name, version, "threshold", str(model.threshold))
     client.set_model_version_tag(args.model_name, version, "val_roc_auc", f"{challenger_auc:.6f}")
     client.set_model_version_tag(args.model_name, version, "schema_version", SCHEMA_VERSION)
-    if move:
+    if decision.move:
         client.set_registered_model_alias(args.model_name, args.alias, version)
-    if args.force:
-        reason = "forced"
-    elif champion is None:
-        reason = "no current holder"
-    else:
-        scored = "unscorable" if champion_auc is None else f"{champion_auc:.4f}"
-        reason = f"challenger {challenger_auc:.4f} vs champion v{champion} {scored}"
-    progress(f"version {version}: alias '{args.alias}' {'moved' if move else 'kept'} ({reason})")
+    moved = "moved" if decision.move else "kept"
+    progress(f"version {version}: alias '{args.alias}' {moved} ({decision.reason})")
     return {
         "model_name": args.model_name,
         "version": version,
         "alias": args.alias,
-        "alias_moved": move,
-        "previous_version": champion,
-        "champion_val_roc_auc": champion_auc,
+        "alias_moved": decision.move,
+        "alias_reason": decision.reason,
+        "previous_version": holder,
+        "champion_val_roc_auc": champion.val_roc_auc if champion else None,
         "run_id": run.info.run_id,
         "algorithm": summary["algorithm"],
         "threshold": model.threshold,

@@ -1,4 +1,4 @@
-"""Logging to MLflow, registering a version and the champion/challenger alias rule."""
+"""Logging to MLflow, registering a version, and judging the current alias holder."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from readmit_core import artifact
 from readmit_core.model import ReadmissionModel
 from readmit_core.schema import FIELDS
 from readmit_trainer.progress import progress
+from readmit_trainer.promotion import Champion
 
 EXPERIMENT = "diabetes-readmission"
 # What a pyfunc serving environment needs besides the readmit-core package itself.
-SERVING_REQUIREMENTS = ("mlflow-skinny", "lightgbm", "numpy", "pandas", "pydantic")
+SERVING_REQUIREMENTS = ("mlflow-skinny", "numpy", "pandas", "pydantic")
 
 
 def signature() -> ModelSignature:
@@ -87,16 +88,18 @@ def champion_version(client: MlflowClient, model_name: str, alias: str) -> str |
         return None
 
 
-def champion_val_auc(
-    model_name: str, version_: str, Xv: np.ndarray, yv: np.ndarray
-) -> float | None:
-    """The current alias holder's ROC AUC on this run's validation set (None if unloadable).
+def judge_champion(model_name: str, version_: str, Xv: np.ndarray, yv: np.ndarray) -> Champion:
+    """The current alias holder, scored on this run's validation set.
 
     The split is a fixed hash of the patient, so the champion never trained on these patients.
+    Files the api would refuse make it unservable; any other failure only unscorable.
     """
     try:
         champion = artifact.load_from_mlflow(f"models:/{model_name}/{version_}")
-    except Exception as exc:  # any failure to load means "cannot compare", reported below
+    except artifact.ArtifactError as exc:
+        progress(f"version {version_} cannot be served: {exc}")
+        return Champion(version_, None, unservable=str(exc))
+    except Exception as exc:  # e.g. the registry or its store failing: cannot compare
         progress(f"cannot score version {version_}: {exc}")
-        return None
-    return float(roc_auc_score(yv, champion.predict_proba(Xv)))
+        return Champion(version_, None)
+    return Champion(version_, float(roc_auc_score(yv, champion.predict_proba(Xv))))
