@@ -42,6 +42,49 @@ def test_predict_one(api: ApiProcess, example: dict[str, Any], api_model: dict[s
                              "alias": "production"}  # fmt: skip
 
 
+def test_explain_lists_the_factors_that_add_up_to_the_risk(
+    api: ApiProcess, records: list[dict[str, Any]], reference
+) -> None:
+    """?explain=true: the top factors by size, named by schema field with the encounter's own
+    value; base + factors + the rest is the risk's log-odds (to 1e-6), also in a batch."""
+    from readmit_core.explain import FACTORS
+
+    record = records[0]
+    r = requests.post(f"{api.url}/predict?explain=true&top=4", json=record, timeout=10)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    why = body["explanation"]
+    risk = body["readmission_risk"]
+    log_odds = np.log(risk / (1 - risk))
+    assert why["log_odds"] == pytest.approx(log_odds, abs=1e-6)
+    total = why["base_log_odds"] + sum(f["contribution"] for f in why["factors"])
+    assert total + why["other_factors"] == pytest.approx(log_odds, abs=1e-6)
+    sizes = [abs(f["contribution"]) for f in why["factors"]]
+    assert len(sizes) == 4
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[0] > 0
+    for factor in why["factors"]:
+        assert factor["field"] in FACTORS
+        assert factor["label"]
+        if factor["field"] in record:
+            assert factor["value"] == record[factor["field"]]
+    # Everything the trees split on, grouped to fields: the ICD-9 value and group are one.
+    every = requests.post(f"{api.url}/predict?explain=true&top={len(FACTORS)}", json=record,
+                          timeout=10).json()["explanation"]  # fmt: skip
+    assert every["other_factors"] == 0
+    assert len({f["field"] for f in every["factors"]}) == len(FACTORS)
+    assert not any(f["field"].endswith(("_value", "_group")) for f in every["factors"])
+
+    batch = requests.post(f"{api.url}/predict/batch?explain=true", timeout=30,
+                          json={"encounters": records[:50]}).json()  # fmt: skip
+    risks = np.array([p["readmission_risk"] for p in batch["predictions"]])
+    odds = np.array([p["explanation"]["log_odds"] for p in batch["predictions"]])
+    np.testing.assert_allclose(odds, np.log(risks / (1 - risks)), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(risks, reference.predict_records(records[:50]), rtol=0, atol=1e-12)
+    assert requests.post(f"{api.url}/predict?explain=true&top=0", json=record,
+                         timeout=10).status_code == 422  # fmt: skip
+
+
 def test_risk_bands_follow_the_threshold(api: ApiProcess, records: list[dict[str, Any]]) -> None:
     body = requests.post(
         f"{api.url}/predict/batch", json={"encounters": records}, timeout=30

@@ -49,6 +49,9 @@ def test_predict_shows_risk_band_threshold_and_model(
     assert metrics["Risk"].endswith("%")
     assert metrics["Model"].startswith("api-test v")
     assert any("Of 100 patients like this one" in c.value for c in at.caption)
+    assert "What raised / lowered this risk" in [h.value for h in at.subheader]
+    assert any("Inpatient stays (prior year)" in c.value and "Raised most by" in c.value
+               for c in at.caption)  # fmt: skip
 
 
 def test_invalid_diagnosis_code_is_explained(
@@ -77,3 +80,4 @@ def test_model_tab_shows_version_and_metrics(
     assert "**api-test** version" in text
     assert "trained 20" in text  # an ISO date from the trainer
     assert "Flag threshold" in text
+    assert "What the model weighs most" in [h.value for h in at.subheader]

@@ -27,6 +27,12 @@ def test_real_rows_parse_and_a_bad_row_is_explained(encounters) -> None:
     assert reason.startswith("race: Input should be")
     assert "Martian" not in reason
     assert set(parsed.valid[0][1]) == set(FIELD_NAMES)
+    # The rows' own identifiers stay beside them (for the reader), outside the records sent.
+    first = encounters.iloc[0]
+    assert len(parsed.ids) == len(parsed.valid)
+    assert parsed.ids[0]["encounter_id"] == str(first["encounter_id"])
+    assert parsed.ids[0]["patient_nbr"] == str(first["patient_nbr"])
+    assert "encounter_id" not in parsed.valid[0][1]
 
 
 def test_template_is_one_valid_example_row() -> None:

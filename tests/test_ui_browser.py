@@ -49,6 +49,12 @@ def test_fill_the_form_and_read_the_risk(browser, ui: str) -> None:
     result.wait_for()
     assert "%" in result.inner_text()
     page.get_by_text("Of 100 patients like this one").wait_for()
+    # The reasons: a heading, a drawn bar chart (vega-embed renders it) and the caption naming
+    # the fields; the 3 prior inpatient stays entered above are among the top factors.
+    page.get_by_role("heading", name="What raised / lowered this risk").wait_for()
+    page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for()
+    assert "Inpatient stays (prior year)" in page.get_by_text("Raised most by").inner_text()
+    assert page.get_by_role("button", name="Deploy").count() == 0  # packaged: no developer UI
     page.screenshot(path=str(ARTIFACTS / "ui-single.png"), full_page=True)
     page.close()
 

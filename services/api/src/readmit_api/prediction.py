@@ -12,6 +12,7 @@ from readmit_api.batcher import MicroBatcher
 from readmit_api.errors import ApiError, invalid_body
 from readmit_api.model_store import LoadedModel, ModelStore
 from readmit_api.schemas import BatchRequest
+from readmit_core.explain import explain
 from readmit_core.features import encode_records
 from readmit_core.models import Encounter, encounter_record
 
@@ -35,18 +36,22 @@ class Predictor:
             raise ApiError(503, self.store.not_ready_reason, {"Retry-After": RETRY_AFTER_S})
         return loaded
 
-    async def one(self, body: bytes) -> dict[str, Any]:
+    async def one(self, body: bytes, explain_top: int = 0) -> dict[str, Any]:
+        """``explain_top`` > 0 adds that many factors (readmit_core.explain)."""
         self.require_model()
         try:
             record = encounter_record(Encounter.model_validate_json(body))
         except ValidationError as exc:
             raise invalid_body(exc) from None
-        risks, loaded = await self.batcher.predict(encode_records([record]))
+        rows = encode_records([record])
+        risks, loaded = await self.batcher.predict(rows)
         assert isinstance(loaded, LoadedModel)
         result = self._risk(float(risks[0]), loaded.model.threshold)
+        if explain_top:
+            result["explanation"] = explain(loaded.model, rows, [record], explain_top)[0]
         return {**result, "threshold": loaded.model.threshold, "model": _ref(loaded)}
 
-    async def many(self, body: bytes) -> dict[str, Any]:
+    async def many(self, body: bytes, explain_top: int = 0) -> dict[str, Any]:
         self.require_model()
         try:
             request = BatchRequest.model_validate_json(body)
@@ -55,16 +60,17 @@ class Predictor:
         n = len(request.encounters)
         if n > self.max_batch:
             raise ApiError(413, f"{n} encounters: a batch holds at most {self.max_batch}")
-        rows = encode_records([encounter_record(e) for e in request.encounters])
+        records = [encounter_record(e) for e in request.encounters]
+        rows = encode_records(records)
         risks, loaded = await self.batcher.predict(rows)
         assert isinstance(loaded, LoadedModel)
         t = loaded.model.threshold
-        return {
-            "count": n,
-            "threshold": t,
-            "model": _ref(loaded),
-            "predictions": [self._risk(float(r), t) for r in risks],
-        }
+        predictions = [self._risk(float(r), t) for r in risks]
+        if explain_top:
+            reasons = explain(loaded.model, rows, records, explain_top)
+            for prediction, reason in zip(predictions, reasons, strict=True):
+                prediction["explanation"] = reason
+        return {"count": n, "threshold": t, "model": _ref(loaded), "predictions": predictions}
 
     def _risk(self, risk: float, threshold: float) -> dict[str, Any]:
         flagged = risk >= threshold

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
@@ -12,9 +12,13 @@ from readmit_api import schemas
 from readmit_api.auth import require_key
 from readmit_api.errors import json_response
 from readmit_api.prediction import RETRY_AFTER_S
+from readmit_core.explain import FACTORS
 from readmit_core.models import Encounter
 
 router = APIRouter()
+
+Explain = Annotated[bool, Query(description="add the factors behind each risk")]
+Top = Annotated[int, Query(ge=1, le=len(FACTORS), description="how many factors to list")]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.Problem, "description": "Malformed JSON"},
@@ -51,9 +55,10 @@ def _body(model: type, example: Any) -> dict[str, Any]:
     summary="Risk of readmission within 30 days",
     openapi_extra=_body(Encounter, schemas.EXAMPLE_ENCOUNTER),
 )
-async def predict(request: Request) -> Response:
+async def predict(request: Request, explain: Explain = False, top: Top = 5) -> Response:
     require_key(request)
-    return json_response(await request.app.state.predictor.one(await request.body()))
+    predictor = request.app.state.predictor
+    return json_response(await predictor.one(await request.body(), top if explain else 0))
 
 
 @router.post(
@@ -63,9 +68,10 @@ async def predict(request: Request) -> Response:
     summary="Risks for many encounters, in order",
     openapi_extra=_body(schemas.BatchRequest, {"encounters": [schemas.EXAMPLE_ENCOUNTER] * 2}),
 )
-async def predict_batch(request: Request) -> Response:
+async def predict_batch(request: Request, explain: Explain = False, top: Top = 5) -> Response:
     require_key(request)
-    return json_response(await request.app.state.predictor.many(await request.body()))
+    predictor = request.app.state.predictor
+    return json_response(await predictor.many(await request.body(), top if explain else 0))
 
 
 @router.get("/health", response_model=schemas.Health, summary="Liveness: the process serves")

@@ -25,6 +25,26 @@ class ModelRef(BaseModel):
     alias: str | None = Field(examples=["production"])
 
 
+class Factor(BaseModel):
+    field: str = Field(examples=["number_inpatient"],
+                       description="the schema field, or a feature made from several")  # fmt: skip
+    label: str = Field(examples=["Inpatient stays (prior year)"])
+    value: Any = Field(examples=[3], description="the encounter's value")
+    value_label: str = Field(examples=["3"], description="the value as the UI shows it")
+    contribution: float = Field(
+        examples=[0.41], description="log-odds this field adds (> 0 raises the risk)"
+    )
+
+
+class Explanation(BaseModel):
+    base_log_odds: float = Field(description="the model's log-odds before any field is seen")
+    factors: list[Factor] = Field(description="the largest contributions first (?top=, 5)")
+    other_factors: float = Field(description="the remaining fields' contributions, summed")
+    log_odds: float = Field(
+        description="base + every contribution: the log-odds of readmission_risk"
+    )
+
+
 class Risk(BaseModel):
     readmission_risk: float = Field(
         ge=0, le=1, examples=[0.23], description="probability of readmission within 30 days"
@@ -37,6 +57,7 @@ class Risk(BaseModel):
         description="low: below the threshold; medium: flagged; high: at or above the high-risk "
         "cut-off (READMIT_HIGH_RISK_BAND)",
     )
+    explanation: Explanation | None = Field(None, description="with ?explain=true only")
 
 
 class Prediction(Risk):

@@ -60,6 +60,18 @@ CATEGORICAL_FEATURES: tuple[str, ...] = (
     *(f"{d}_group" for d in _DIAGNOSES),
 )
 FEATURE_NAMES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+# Features made from several fields, as a clinician would name them (they explain as one factor).
+DERIVED_FACTORS: dict[str, str] = {
+    "total_visits": "Prior-year visits, all kinds",
+    "med_changes": "Medications changed in dose",
+    "meds_prescribed": "Diabetes medications prescribed",
+}
+# The factor (schema field, or derived feature) each feature explains as: e.g. the ICD-9 value
+# and the diagnosis group of diag_1 are both "diag_1".
+FEATURE_FACTORS: tuple[str, ...] = tuple(
+    "age" if name == "age_years" else name.rsplit("_", 1)[0] if name.startswith("diag_") else name
+    for name in FEATURE_NAMES
+)
 CATEGORICAL_INDICES: tuple[int, ...] = tuple(
     FEATURE_NAMES.index(name) for name in CATEGORICAL_FEATURES
 )

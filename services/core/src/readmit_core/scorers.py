@@ -25,6 +25,11 @@ class Scorer(Protocol):
 
     def risk(self, features: np.ndarray) -> np.ndarray: ...
 
+    def contributions(self, features: np.ndarray) -> tuple[float, np.ndarray]:
+        """(base, rows x features): each feature's share of the log-odds; they sum with the
+        base to the row's log-odds."""
+        ...
+
     def to_data(self) -> tuple[dict[str, Any], dict[str, str]]: ...
 
 
@@ -45,6 +50,9 @@ class BoosterScorer:
 
     def risk(self, features: np.ndarray) -> np.ndarray:
         return self.trees.risk(features)
+
+    def contributions(self, features: np.ndarray) -> tuple[float, np.ndarray]:
+        return self.trees.contributions(features)
 
     def to_data(self) -> tuple[dict[str, Any], dict[str, str]]:
         return {}, {self.FILE: self.model_text}
@@ -87,14 +95,21 @@ class LinearScorer:
         self._numeric = np.arange(n_num)
 
     def risk(self, features: np.ndarray) -> np.ndarray:
+        base, terms = self.contributions(features)
+        return 1.0 / (1.0 + np.exp(-(base + terms.sum(axis=1))))
+
+    def contributions(self, features: np.ndarray) -> tuple[float, np.ndarray]:
+        """The intercept, and per feature its term of the logit: weight x standardised number
+        (0 at the training mean), or the weight of the row's category (0 if unknown)."""
+        terms = np.zeros(features.shape)
         numbers = features[:, self._numeric]
         numbers = np.where(np.isnan(numbers), self.medians, numbers)
-        logit = ((numbers - self.means) / self.scales) @ self.numeric_weights + self.intercept
+        terms[:, self._numeric] = (numbers - self.means) / self.scales * self.numeric_weights
         for column, table in zip(CATEGORICAL_INDICES, self.category_weights, strict=True):
             codes = np.nan_to_num(features[:, column], nan=-1.0).astype(np.int64) + 1
             known = (codes >= 0) & (codes < len(table))
-            logit = logit + np.where(known, table[np.clip(codes, 0, len(table) - 1)], 0.0)
-        return 1.0 / (1.0 + np.exp(-logit))
+            terms[:, column] = np.where(known, table[np.clip(codes, 0, len(table) - 1)], 0.0)
+        return self.intercept, terms
 
     def to_data(self) -> tuple[dict[str, Any], dict[str, str]]:
         params = {

@@ -19,6 +19,7 @@ whole-array operations, instead of a loop over trees and depths.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,7 @@ class _Tree:
     left: np.ndarray
     right: np.ndarray
     leaf_values: np.ndarray
+    leaf_weights: np.ndarray  # sum of hessians per leaf: what node values are averaged with
     categories: list[np.ndarray]  # per categorical node, via threshold -> cat_boundaries
 
     @property
@@ -116,6 +118,9 @@ def _tree(keys: dict[str, str], n_features: int, index: int) -> _Tree:
     if not np.isfinite(leaf_values).all():
         raise TreeModelError(f"{where}: leaf values must be finite")
     n = n_leaves - 1
+    weights = _array(keys, "leaf_weight", np.float64, n_leaves, where) if n else np.ones(1)
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise TreeModelError(f"{where}: leaf weights must be finite and not negative")
     tree = _Tree(
         features=_array(keys, "split_feature", np.int64, n, where),
         thresholds=_array(keys, "threshold", np.float64, n, where),
@@ -123,6 +128,7 @@ def _tree(keys: dict[str, str], n_features: int, index: int) -> _Tree:
         left=_array(keys, "left_child", np.int64, n, where),
         right=_array(keys, "right_child", np.int64, n, where),
         leaf_values=leaf_values,
+        leaf_weights=weights if weights.sum() > 0 else np.ones(n_leaves),
         categories=[],
     )
     if n and not ((tree.features >= 0) & (tree.features < n_features)).all():
@@ -189,6 +195,43 @@ def _leaf_order(tree: _Tree, where: str) -> tuple[list[int], list[list[int]]]:
     return order, left_leaves
 
 
+def _paths(tree: _Tree) -> tuple[float, list[list[tuple[int, float]]]]:
+    """The root's value and, per leaf, the (split feature, change of value) along its path.
+
+    A node's value is the mean of its leaves' values weighted by their hessian sums (what the
+    training data reaching it would score); the changes along a path sum to the leaf's value
+    minus the root's, so a row's contributions plus the base value are its log-odds exactly.
+    """
+    values: dict[int, float] = {}
+
+    def visit(child: int) -> tuple[float, float]:  # (weight, value); depth <= MAX_LEAVES
+        if child < 0:
+            return float(tree.leaf_weights[~child]), float(tree.leaf_values[~child])
+        (wl, vl), (wr, vr) = visit(int(tree.left[child])), visit(int(tree.right[child]))
+        weight = wl + wr
+        values[child] = (wl * vl + wr * vr) / weight if weight > 0 else (vl + vr) / 2
+        return weight, values[child]
+
+    def value(child: int) -> float:
+        return float(tree.leaf_values[~child]) if child < 0 else values[child]
+
+    paths: list[list[tuple[int, float]]] = [[] for _ in range(tree.n_leaves)]
+
+    def walk(node: int, path: list[tuple[int, float]]) -> None:
+        for child in (int(tree.left[node]), int(tree.right[node])):
+            step = [*path, (int(tree.features[node]), value(child) - values[node])]
+            if child < 0:
+                paths[~child] = step
+            else:
+                walk(child, step)
+
+    if tree.n_leaves == 1:
+        return float(tree.leaf_values[0]), paths
+    visit(0)
+    walk(0, [])
+    return values[0], paths
+
+
 class TreeEnsemble:
     """A parsed LightGBM binary model; ``risk(X)`` equals ``Booster.predict(X)``.
 
@@ -205,11 +248,16 @@ class TreeEnsemble:
                           if np.iinfo(d).bits >= width)  # fmt: skip
         self.full = self.dtype(np.iinfo(self.dtype).max)
         self.leaf_values = np.zeros((len(trees), width))
+        paths: list[list[list[tuple[int, float]]]] = []  # per tree, per leaf position
+        self.base = 0.0  # the sum of the trees' root values: the log-odds before any split
         num: dict[str, list] = {k: [] for k in ("column", "threshold", "mask", "start", "zero")}
         cat: dict[str, list] = {k: [] for k in ("feature", "members", "mask", "start")}
         for t, tree in enumerate(trees):
             order, left_leaves = _leaf_order(tree, f"tree {t}")
             self.leaf_values[t, : len(order)] = tree.leaf_values[order]
+            root, leaf_paths = _paths(tree)
+            self.base += root
+            paths.append([leaf_paths[leaf] for leaf in order])
             num["start"].append(len(num["mask"]))
             cat["start"].append(len(cat["mask"]))
             members = iter(tree.categories)
@@ -260,19 +308,47 @@ class TreeEnsemble:
         self.cat_table = table.ravel()
         self.cat_offsets = np.arange(len(cat["mask"]), dtype=np.int64) * (self.cat_top + 1)
         self._trees = np.arange(self.n_trees)
+        # Per (tree, leaf position): the features split on along the path and the value change.
+        depth = max((len(p) for tree_paths in paths for p in tree_paths), default=0) or 1
+        self.path_features = np.zeros((self.n_trees, width, depth), dtype=np.int64)
+        self.path_changes = np.zeros((self.n_trees, width, depth))
+        for t, tree_paths in enumerate(paths):
+            for position, path in enumerate(tree_paths):
+                for d, (feature, change) in enumerate(path):
+                    self.path_features[t, position, d] = feature
+                    self.path_changes[t, position, d] = change
 
     def raw(self, features: np.ndarray) -> np.ndarray:
         """The summed leaf values (log-odds) for each row of ``features``."""
+        out = np.empty(len(features))
+        for rows, leaves in self._chunks(features):
+            out[rows] = self.leaf_values[self._trees, leaves].sum(axis=1)
+        return out
+
+    def contributions(self, features: np.ndarray) -> tuple[float, np.ndarray]:
+        """The base value and each feature's share of each row's log-odds (rows x features):
+        the changes of node value along the row's path in every tree, summed per split feature.
+        ``base + contributions.sum(axis=1)`` equals ``raw(features)``."""
+        out = np.zeros((len(features), self.n_features))
+        for rows, leaves in self._chunks(features):
+            n = len(leaves)
+            cells = (np.arange(n)[:, None, None] * self.n_features
+                     + self.path_features[self._trees, leaves])  # fmt: skip
+            changes = self.path_changes[self._trees, leaves]
+            out[rows] = np.bincount(cells.ravel(), changes.ravel(), minlength=n * self.n_features
+                                    ).reshape(n, self.n_features)  # fmt: skip
+        return self.base, out
+
+    def _chunks(self, features: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
         features = np.asarray(features, dtype=np.float64)
         if features.ndim != 2 or features.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features")
         step = max(1, _CELLS_PER_CHUNK // (len(self.num_masks) + len(self.cat_masks)))
-        out = np.empty(len(features))
         for start in range(0, len(features), step):
-            out[start : start + step] = self._raw(features[start : start + step])
-        return out
+            yield slice(start, start + step), self._leaves(features[start : start + step])
 
-    def _raw(self, x: np.ndarray) -> np.ndarray:
+    def _leaves(self, x: np.ndarray) -> np.ndarray:
+        """The leaf position (left to right) each row reaches in each tree (rows x trees)."""
         nan = np.isnan(x)
         # Each feature twice: NaN as -inf (cells where it goes left), then as +inf; a real
         # infinity becomes the largest finite number, which every threshold (clipped) orders alike.
@@ -293,8 +369,7 @@ class TreeEnsemble:
         kept &= np.bitwise_and.reduceat(np.where(left, self.full, self.cat_masks),
                                         self.cat_starts, axis=1)  # fmt: skip
         lowest = kept & (~kept + self.dtype(1))  # the leftmost leaf not removed
-        position = np.frexp(lowest.astype(np.float64))[1] - 1
-        return self.leaf_values[self._trees, position].sum(axis=1)
+        return np.frexp(lowest.astype(np.float64))[1] - 1
 
     def risk(self, features: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.sigmoid * self.raw(features)))

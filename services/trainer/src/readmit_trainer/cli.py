@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from readmit_core.data import DataError, load_encounters, patient_split, schema_violations
+from readmit_core.explain import importance
 from readmit_core.features import FEATURE_NAMES, encode_frame
 from readmit_core.model import ReadmissionModel
 from readmit_core.schema import FIELD_NAMES, PATIENT_ID_COLUMN, SCHEMA_VERSION
@@ -119,6 +120,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     }
     model.info = {k: summary[k] for k in ("params", "split", "validation", "test", "rows")}
     model.info["trained_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    # Global importance on validation: each field's mean absolute share of the log-odds.
+    model.info["importance"] = {k: round(v, 5) for k, v in importance(model, Xv).items()}
     return {
         "summary": summary,
         "model": model,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
+from readmit_core.explain import label
 from readmit_core.schema import Field, Group, Kind, example_encounter, fields_in
 from readmit_ui.batch import parse_csv, predict_in_chunks, template_csv
 from readmit_ui.client import ApiClient, ApiError
@@ -23,6 +25,7 @@ GROUP_TITLES = {
     Group.MEDICATIONS: "Diabetes medications",
 }
 BAND_STYLE = {"low": st.success, "medium": st.warning, "high": st.error}
+TOP_FACTORS = 8  # reasons shown under a single encounter's risk
 
 
 def field_input(f: Field, default: Any) -> Any:
@@ -90,6 +93,42 @@ def show_prediction(result: dict[str, Any]) -> None:
     )
 
 
+def show_reasons(explanation: dict[str, Any]) -> None:
+    """The factors as bars: log-odds each field adds (right, red) or takes away (left, blue)."""
+    st.subheader("What raised / lowered this risk")
+    factors = pd.DataFrame(
+        {
+            "factor": f"{f['label']}: {f['value_label']}",
+            "effect (log-odds)": f["contribution"],
+            "direction": "raised" if f["contribution"] > 0 else "lowered",
+        }
+        for f in explanation["factors"]
+        if f["contribution"] != 0  # fields no split of the model looked at
+    )
+    if factors.empty:
+        st.caption("The model gives this encounter the average risk: no field moved it.")
+        return
+    chart = (
+        alt.Chart(factors)
+        .mark_bar()
+        .encode(
+            x=alt.X("effect (log-odds):Q"),
+            y=alt.Y("factor:N", sort=None, title=None, axis=alt.Axis(labelLimit=400)),
+            color=alt.Color("direction:N", title=None, scale=alt.Scale(
+                domain=["raised", "lowered"], range=["#c0392b", "#2e86c1"])),
+        )
+    )  # fmt: skip
+    st.altair_chart(chart, width="stretch")
+    raised = [f["label"] for f in explanation["factors"] if f["contribution"] > 0]
+    lowered = [f["label"] for f in explanation["factors"] if f["contribution"] < 0]
+    st.caption(
+        f"Raised most by: {', '.join(raised) or 'none'}. Lowered most by: "
+        f"{', '.join(lowered) or 'none'}. Each bar is what that field of this encounter adds to "
+        "the model's log-odds compared with an average encounter; the other fields together add "
+        f"{explanation['other_factors']:+.2f}. These are the model's reasons, not causes."
+    )
+
+
 def single_tab(client: ApiClient) -> None:
     record = encounter_form()
     if record is not None:
@@ -98,7 +137,10 @@ def single_tab(client: ApiClient) -> None:
     if record is None:
         return
     try:
-        show_prediction(client.predict(record))
+        result = client.predict(record, explain_top=TOP_FACTORS)
+        show_prediction(result)
+        if result.get("explanation"):
+            show_reasons(result["explanation"])
     except ApiError as problem:
         st.error(str(problem))
         st.button("Retry", key="retry-single")
@@ -107,7 +149,8 @@ def single_tab(client: ApiClient) -> None:
 def batch_tab(client: ApiClient) -> None:
     st.write(
         "Upload encounters as a CSV in the data set's own column format "
-        "(`?` or empty for unknown; other columns such as `encounter_id` are ignored)."
+        "(`?` or empty for unknown). Other columns, such as `encounter_id` or `patient_nbr`, "
+        "stay in this page beside each result and in the download; they are not sent to the api."
     )
     st.download_button(
         "Download a template", template_csv(), "encounters-template.csv", mime="text/csv"
@@ -134,7 +177,10 @@ def batch_tab(client: ApiClient) -> None:
         st.error(str(problem))
         st.button("Retry", key="retry-batch")
         return
-    table = pd.DataFrame([{"row": n, **r} for (n, _), r in zip(parsed.valid, results, strict=True)])
+    table = pd.DataFrame(
+        [{"row": n, **ids, **r}
+         for (n, _), ids, r in zip(parsed.valid, parsed.ids, results, strict=True)]
+    )  # fmt: skip
     st.success(
         f"Scored {len(table)} encounters; {int(table['readmitted_within_30_days'].sum())} "
         "flagged for follow-up."
@@ -167,6 +213,16 @@ def model_tab(client: ApiClient) -> None:
     metrics = {part: training.get(part, {}) for part in ("validation", "test")}
     if metrics["test"]:
         st.dataframe(pd.DataFrame(metrics).rename_axis("metric"))
+    importance = training.get("importance")
+    if importance:
+        st.subheader("What the model weighs most")
+        top = list(importance.items())[:15]
+        st.bar_chart(
+            pd.DataFrame({"field": [label(k) for k, _ in top],
+                          "mean |effect| (log-odds)": [v for _, v in top]}),
+            x="field", y="mean |effect| (log-odds)", horizontal=True, sort=False,
+        )  # fmt: skip
+        st.caption("Each field's average size of effect on the log-odds, over validation data.")
     st.caption(
         "Trained on the UCI Diabetes 130-US hospitals data set (1999-2008, CC BY 4.0); "
         "a risk score to prioritise follow-up, not a diagnosis."

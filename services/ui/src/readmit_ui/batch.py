@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +20,9 @@ CHUNK = 200  # encounters per /predict/batch call
 class ParsedCsv:
     valid: list[tuple[int, dict[str, Any]]]  # (row number in the file, record)
     invalid: list[tuple[int, str]]  # (row number, why)
+    # Per valid row, its other columns (e.g. encounter_id, patient_nbr): shown beside the risk
+    # so the reader knows whose it is; never sent to the api.
+    ids: list[dict[str, str]] = field(default_factory=list)
 
 
 def template_csv() -> str:
@@ -46,7 +49,8 @@ def _typed(name: str, text: str) -> Any:
 
 
 def parse_csv(data: bytes) -> ParsedCsv:
-    """Rows of a csv with the schema's columns (other columns, e.g. encounter_id, ignored)."""
+    """Rows of a csv with the schema's columns; other columns (e.g. encounter_id) are kept
+    apart, for the reader."""
     reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
     missing = [n for n in FIELD_NAMES if n not in (reader.fieldnames or [])]
     if missing:
@@ -54,11 +58,13 @@ def parse_csv(data: bytes) -> ParsedCsv:
             f"the file lacks the column(s) {', '.join(missing)}; "
             "download the template for the format"
         )
+    others = [n for n in reader.fieldnames or [] if n not in FIELDS_BY_NAME and n]
     parsed = ParsedCsv([], [])
     for number, row in enumerate(reader, start=2):  # row 1 is the header
         record = {name: _typed(name, row[name] or "") for name in FIELD_NAMES}
         try:
             parsed.valid.append((number, encounter_record(Encounter.model_validate(record))))
+            parsed.ids.append({name: row[name] or "" for name in others})
         except ValidationError as exc:
             reasons = "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}"

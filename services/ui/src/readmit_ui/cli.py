@@ -26,6 +26,9 @@ def main() -> None:
         "false",
         "--server.fileWatcherType",
         "none",
+        # Clinicians get the page, not Streamlit's developer menu or its "Deploy" button.
+        "--client.toolbarMode",
+        "minimal",
         *sys.argv[1:],
     ]
     os.execv(Path(sys.executable).parent / "streamlit", args)

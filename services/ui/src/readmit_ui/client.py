@@ -29,8 +29,10 @@ class ApiClient:
             float(os.environ.get("READMIT_API_TIMEOUT_S", "10")),
         )
 
-    def predict(self, record: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/predict", record)
+    def predict(self, record: dict[str, Any], explain_top: int = 0) -> dict[str, Any]:
+        """The risk; with ``explain_top`` > 0, also that many factors behind it."""
+        path = f"/predict?explain=true&top={explain_top}" if explain_top else "/predict"
+        return self._call("POST", path, record)
 
     def predict_batch(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         return self._call("POST", "/predict/batch", {"encounters": records})
