@@ -15,9 +15,10 @@ def check_result(result: dict[str, Any]) -> None:
     assert result["model_name"] == NAME
     for part in ("validation", "test"):
         metrics = result[part]
-        assert set(metrics) == {"roc_auc", "pr_auc", "brier"}
+        assert set(metrics) == {"roc_auc", "pr_auc", "brier", "ece"}
         assert 0.55 < metrics["roc_auc"] < 1.0, metrics
         assert 0.0 < metrics["brier"] < 0.25
+        assert 0.0 <= metrics["ece"] < 0.1
     assert 0.0 < result["threshold"] < 1.0
 
 
@@ -151,3 +152,34 @@ def test_cli_rejects_bad_options(data_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "unknown candidates: svm" in out.stderr
+
+
+def test_cross_validation_is_fixed_and_reports_mean_and_spread(encounters) -> None:
+    """The CV of `make bench`, on a subsample: same folds and figures on every run, every row
+    held out once, the four metrics as mean ± sd."""
+    from readmit_core.features import encode_frame
+    from readmit_core.schema import PATIENT_ID_COLUMN
+    from readmit_trainer.crossval import cross_validate
+
+    rows = encounters.sample(3000, random_state=4)
+    X, y = encode_frame(rows), rows["target"].to_numpy()
+    patients = rows[PATIENT_ID_COLUMN].to_numpy()
+    first = cross_validate(X, y, patients, ["logistic_regression"], 3, 0)
+    assert cross_validate(X, y, patients, ["logistic_regression"], 3, 0) == first
+    assert sum(f["rows"] for f in first["per_fold"]) == len(rows)
+    assert 0.55 < first["roc_auc"]["mean"] < 0.8
+    assert first["roc_auc"]["sd"] > 0
+    assert 0 <= first["ece"]["mean"] < 0.05
+    assert set(first) >= {"roc_auc", "pr_auc", "brier", "ece", "folds", "seed"}
+
+
+def test_expected_calibration_error() -> None:
+    import numpy as np
+
+    from readmit_trainer.evaluation import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    risk = rng.uniform(0.0, 0.4, 200_000)
+    y = (rng.random(risk.size) < risk).astype(int)
+    assert expected_calibration_error(y, risk) < 0.005  # calibrated
+    assert abs(expected_calibration_error(y, risk + 0.05) - 0.05) < 0.005  # 5 points too high

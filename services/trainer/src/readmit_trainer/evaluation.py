@@ -27,6 +27,16 @@ def max_f1_threshold(y: np.ndarray, risk: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
+def expected_calibration_error(y: np.ndarray, risk: np.ndarray, bins: int = 10) -> float:
+    """Mean |predicted - observed| readmission rate over ``bins`` equal-size groups of the
+    encounters sorted by risk, weighted by group size (equal-size: the risks sit mostly below
+    0.3, where equal-width bins would leave most bins empty)."""
+    order = np.argsort(risk, kind="stable")
+    groups = np.array_split(order, bins)
+    return float(sum(len(g) * abs(risk[g].mean() - y[g].mean()) for g in groups if len(g))
+                 / len(risk))  # fmt: skip
+
+
 def metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[str, float]:
     flagged = risk >= threshold
     tp = int(np.sum(flagged & (y == 1)))
@@ -34,6 +44,7 @@ def metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[str, floa
         "roc_auc": float(roc_auc_score(y, risk)),
         "pr_auc": float(average_precision_score(y, risk)),
         "brier": float(brier_score_loss(y, risk)),
+        "ece": expected_calibration_error(y, risk),
         "log_loss": float(log_loss(y, risk, labels=[0, 1])),
         "precision_at_threshold": tp / max(int(flagged.sum()), 1),
         "recall_at_threshold": tp / max(int(np.sum(y == 1)), 1),
@@ -75,6 +86,17 @@ def plots(y: np.ndarray, risk: np.ndarray, out: Path, title: str) -> list[Path]:
     return [roc_path, cal_path]
 
 
+def _cv_section(cv: dict[str, Any] | None) -> str:
+    if not cv:
+        return "\nCross-validation: not run (`readmit-train --cv-folds 5`).\n"
+    rows = "\n".join(f"| {k} | {cv[k]['mean']:.4f} | {cv[k]['sd']:.4f} |"
+                     for k in ("roc_auc", "pr_auc", "brier", "ece"))  # fmt: skip
+    return (
+        f"\n{cv['folds']}-fold patient-grouped cross-validation of the whole recipe (fixed "
+        f"folds, seed {cv['seed']}):\n\n| metric | mean | sd |\n|---|---|---|\n{rows}\n"
+    )
+
+
 def model_card(summary: dict[str, Any]) -> str:
     v, t = summary["validation"], summary["test"]
     rows = "\n".join(
@@ -83,6 +105,7 @@ def model_card(summary: dict[str, Any]) -> str:
             "roc_auc",
             "pr_auc",
             "brier",
+            "ece",
             "log_loss",
             "precision_at_threshold",
             "recall_at_threshold",
@@ -107,7 +130,7 @@ v{summary["schema_version"]}).
 | metric | validation | test |
 |---|---|---|
 {rows}
-
+{_cv_section(summary.get("cv"))}
 ## Limits
 - US hospitals 1999-2008: practice, coding (ICD-9) and populations have changed since.
 - Uses one encounter only; the patient's other encounters are not seen.
