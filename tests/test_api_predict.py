@@ -85,6 +85,32 @@ def test_explain_lists_the_factors_that_add_up_to_the_risk(
                          timeout=10).status_code == 422  # fmt: skip
 
 
+def test_drift_metrics_compare_the_window_with_the_served_models_baseline(
+    api: ApiProcess, records: list[dict[str, Any]]
+) -> None:
+    """The model's own validation baseline is exported; a batch of very old patients moves the
+    age input's PSI far up, and the window counts them."""
+    from readmit_core.drift import INPUTS
+
+    info = requests.get(f"{api.url}/model", timeout=5).json()["training"]
+    assert api.metric("readmit_drift_baseline_flagged_share") == pytest.approx(
+        info["validation"]["flagged_share"])  # fmt: skip
+    for spec in INPUTS:
+        shares = [api.metric("readmit_drift_baseline_share", input=spec.name, bin=b)
+                  for b in spec.labels]  # fmt: skip
+        assert sum(shares) == pytest.approx(1.0)
+    before = api.metric("readmit_drift_psi", input="age")
+    seen = api.metric("readmit_drift_window_encounters")
+    old = [{**r, "age": "[90-100)"} for r in (records * 4)[:1000]]
+    r = requests.post(f"{api.url}/predict/batch", json={"encounters": old}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert api.metric("readmit_drift_window_encounters") == min(seen + 1000, 5000)
+    assert api.metric("readmit_drift_live_share", input="age", bin="[90-100)") >= 0.2
+    after = api.metric("readmit_drift_psi", input="age")
+    assert after > max(1.0, before), (before, after)
+    assert api.metric("readmit_drift_psi", input="a1c_result") < after
+
+
 def test_risk_bands_follow_the_threshold(api: ApiProcess, records: list[dict[str, Any]]) -> None:
     body = requests.post(
         f"{api.url}/predict/batch", json={"encounters": records}, timeout=30

@@ -9,9 +9,11 @@ from pydantic import ValidationError
 
 from readmit_api import metrics
 from readmit_api.batcher import MicroBatcher
+from readmit_api.drift import DriftWindow
 from readmit_api.errors import ApiError, invalid_body
 from readmit_api.model_store import LoadedModel, ModelStore
 from readmit_api.schemas import BatchRequest
+from readmit_core.drift import bin_rows
 from readmit_core.explain import explain
 from readmit_core.features import encode_records
 from readmit_core.models import Encounter, encounter_record
@@ -20,10 +22,12 @@ RETRY_AFTER_S = "5"
 
 
 class Predictor:
-    def __init__(self, store: ModelStore, max_batch: int, high_risk: float) -> None:
+    def __init__(self, store: ModelStore, max_batch: int, high_risk: float,
+                 drift: DriftWindow) -> None:  # fmt: skip
         self.store = store
         self.max_batch = max_batch
         self.high_risk = high_risk
+        self.drift = drift
         self.batcher = MicroBatcher(self._score)
 
     def _score(self, rows: np.ndarray) -> tuple[np.ndarray, LoadedModel]:
@@ -46,6 +50,7 @@ class Predictor:
         rows = encode_records([record])
         risks, loaded = await self.batcher.predict(rows)
         assert isinstance(loaded, LoadedModel)
+        self.drift.observe(bin_rows(rows), risks >= loaded.model.threshold)
         result = self._risk(float(risks[0]), loaded.model.threshold)
         if explain_top:
             result["explanation"] = explain(loaded.model, rows, [record], explain_top)[0]
@@ -65,6 +70,7 @@ class Predictor:
         risks, loaded = await self.batcher.predict(rows)
         assert isinstance(loaded, LoadedModel)
         t = loaded.model.threshold
+        self.drift.observe(bin_rows(rows), risks >= t)
         predictions = [self._risk(float(r), t) for r in risks]
         if explain_top:
             reasons = explain(loaded.model, rows, records, explain_top)

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
         30.0, gt=0, description="longest wait between attempts to load the first model"
     )
     max_batch: int = Field(1000, ge=1, description="most encounters in one /predict/batch")
+    drift_window: int = Field(
+        5000, ge=100, description="last encounters the drift metrics are computed over"
+    )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="largest request body accepted (413 beyond)"
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from readmit_core import drift
 from readmit_core.data import DataError, load_encounters, patient_split, schema_violations
 from readmit_core.explain import importance
 from readmit_core.features import FEATURE_NAMES, encode_frame
@@ -137,6 +138,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model.info["trained_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     # Global importance on validation: each field's mean absolute share of the log-odds.
     model.info["importance"] = {k: round(v, 5) for k, v in importance(model, Xv).items()}
+    # What the api's drift metrics compare live traffic with: this model's own validation data.
+    model.info["drift_baseline"] = drift.baseline(Xv, validation["flagged_share"])
     return {
         "summary": summary,
         "model": model,
