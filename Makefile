@@ -1,6 +1,7 @@
 # readmit — stable targets (scripts, CI and the README call them).
 #   make install   one .venv with every service package (uv workspace); idempotent
 #   make test      the whole suite, exactly what CI runs
+#   make test-fast the tier without servers, training runs or the data set (under a minute)
 #   make up/down   the local stack: MLflow (sqlite), a production model, api, ui, Locust, Prometheus
 #   make train     train on the full data set and register in the local stack's MLflow
 #   make bench     full-data training benchmark with the quality gates
@@ -29,7 +30,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
 export MLFLOW_PORT MLFLOW_TRACKING_URI
 
-.PHONY: install tools test up down train bench bench-api loadtest lint images cluster-tools \
+.PHONY: install tools test test-fast up down train bench bench-api loadtest lint images cluster-tools \
 	cluster-up cluster-down e2e
 
 install: $(VENV)/.installed
@@ -74,6 +75,10 @@ $(TOOLS)/helm-unittest:
 
 test: install tools
 	$(PY) -m pytest
+
+# No server, training run or data set (tests/conftest.py decides by fixtures): under a minute.
+test-fast: install tools
+	$(PY) -m pytest -m "fast and not e2e"
 
 # Helm renders the chart's alert rules for the local Prometheus.
 up: install $(TOOLS)/helm

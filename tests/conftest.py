@@ -40,6 +40,26 @@ def copy_chart(dst: Path) -> Path:
     return dst
 
 
+# The fast tier (`make test-fast`): a test is in it when it needs none of these, directly or
+# through its fixtures. They start servers, train models or read the 100k-row data set.
+SLOW_FIXTURES = frozenset({
+    "data_path", "encounters", "mlflow_server", "sqlite_registry", "api_model", "api",
+    "browser", "ui", "stack", "server", "lifecycle_api", "lifecycle_model", "server_runs",
+    "records", "reference", "cluster", "node", "containers", "images",
+})  # fmt: skip
+SLOW_MODULES = frozenset({"test_api_schemathesis", "test_locust", "test_ui", "test_ui_browser",
+                          "test_chart_commands"})  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__ if item.module else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "e2e" in item.keywords or module in SLOW_MODULES or fixtures & SLOW_FIXTURES:
+            continue
+        item.add_marker(pytest.mark.fast)
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip when a laptop lacks a tool or the data; under READMIT_STRICT=1, fail instead."""
     if condition:

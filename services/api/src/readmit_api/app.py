@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from prometheus_client import REGISTRY
 from starlette.responses import Response
 
-from readmit_api import schemas
-from readmit_api.drift import DriftCollector, DriftWindow
+from readmit_api import drift, schemas
+from readmit_api.drift import DriftWindow
 from readmit_api.errors import ApiError
 from readmit_api.middleware import RequestGuard
 from readmit_api.model_store import ModelStore
@@ -30,15 +29,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         window = DriftWindow(settings.drift_window)
         app.state.predictor = Predictor(store, settings.max_batch, settings.high_risk_band, window)
-        collector = DriftCollector(window, lambda: store.current and
-                                   store.current.model.info.get("drift_baseline"))  # fmt: skip
-        REGISTRY.register(collector)
+        drift.COLLECTOR.attach(window, lambda: store.current and
+                               store.current.model.info.get("drift_baseline"))  # fmt: skip
         store.start()
         try:
             yield
         finally:
             store.stop()
-            REGISTRY.unregister(collector)
 
     app = FastAPI(
         title="readmit inference api",

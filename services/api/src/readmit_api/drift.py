@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
+from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -39,11 +40,19 @@ class DriftWindow:
 
 
 class DriftCollector(Collector):
-    def __init__(self, window: DriftWindow, baseline: Callable[[], Any]) -> None:
-        self.window = window
-        self.baseline = baseline  # the served model's info["drift_baseline"], or None
+    """Registered once per process (like every metric); the app attaches its window and how to
+    read the served model's baseline when it starts."""
+
+    def __init__(self) -> None:
+        self.window: DriftWindow | None = None
+        self.baseline: Callable[[], Any] = lambda: None  # info["drift_baseline"] or None
+
+    def attach(self, window: DriftWindow, baseline: Callable[[], Any]) -> None:
+        self.window, self.baseline = window, baseline
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.window is None:
+            return
         n = self.window.count
         yield GaugeMetricFamily("readmit_drift_window_encounters",
                                 "Encounters in the drift window", value=n)  # fmt: skip
@@ -68,6 +77,10 @@ class DriftCollector(Collector):
             for spec in INPUTS:
                 index.add_metric([spec.name], psi(base["shares"][spec.name], live[spec.name]))
             yield index
+
+
+COLLECTOR = DriftCollector()
+REGISTRY.register(COLLECTOR)
 
 
 def _shares(name: str, doc: str, values: Mapping[str, list[float]]) -> GaugeMetricFamily:
