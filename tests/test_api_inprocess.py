@@ -61,6 +61,11 @@ def test_ready_predict_explain_and_errors(client: TestClient) -> None:
     assert bad.json()["errors"][0]["field"] == "age"
     too_many = client.post("/predict/batch", json={"encounters": [low] * 4})
     assert too_many.status_code == 413
+    # A bad query parameter gets the same 422 shape as a bad field (not FastAPI's default).
+    bad_top = client.post("/predict?explain=true&top=0", json=low)
+    assert bad_top.status_code == 422
+    (error,) = bad_top.json()["errors"]
+    assert (error["field"], error["type"]) == ("top", "greater_than_equal")
 
 
 def test_no_model_is_503_not_500(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from readmit_core import data
-from readmit_core.models import Encounter
+from readmit_core.encounter import Encounter
 
 
 def test_real_data_set_counts(encounters) -> None:

@@ -11,6 +11,7 @@ import pytest
 from conftest import use_mlflow
 
 from readmit_core.data import to_records
+from readmit_core.encounter import Encounter, encounter_record
 from readmit_core.features import (
     CATEGORICAL_FEATURES,
     DIAGNOSIS_GROUPS,
@@ -19,7 +20,6 @@ from readmit_core.features import (
     encode_records,
     icd9_features,
 )
-from readmit_core.models import Encounter, encounter_record
 
 
 @pytest.mark.parametrize(

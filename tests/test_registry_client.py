@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import API_MODEL, use_mlflow
 
-from readmit_api.registry import Registry, RegistryError
+from readmit_api.registry import Registry, RegistryError, auth_headers
 from readmit_core import artifact
 
 
@@ -46,8 +46,16 @@ def test_stores_it_cannot_read_are_refused_with_the_reason(tmp_path: Path) -> No
 
 
 def test_credentials_are_sent_as_mlflows_client_sends_them(monkeypatch) -> None:
+    """MLflow's own variables, read by the api's Settings, become the same headers."""
+    from readmit_api.settings import Settings
+
+    def headers() -> dict[str, str]:
+        s = Settings()
+        return auth_headers(s.reveal(s.mlflow_tracking_token), s.mlflow_tracking_username,
+                            s.reveal(s.mlflow_tracking_password))  # fmt: skip
+
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "reader")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret")
-    assert Registry("http://x").headers == {"Authorization": "Basic cmVhZGVyOnMzY3JldA=="}
+    assert headers() == {"Authorization": "Basic cmVhZGVyOnMzY3JldA=="}
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok")
-    assert Registry("http://x").headers == {"Authorization": "Bearer tok"}
+    assert headers() == {"Authorization": "Bearer tok"}

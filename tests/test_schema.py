@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from readmit_core.models import Encounter, encounter_record
+from readmit_core.encounter import Encounter, encounter_record
 from readmit_core.schema import (
     DISCHARGE_EXCLUDED,
     FIELD_NAMES,

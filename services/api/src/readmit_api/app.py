@@ -7,17 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from readmit_api import drift, schemas
+from readmit_api import bodies, drift
 from readmit_api.drift import DriftWindow
-from readmit_api.errors import ApiError
+from readmit_api.errors import ApiError, invalid_parameters
 from readmit_api.middleware import RequestGuard
 from readmit_api.model_store import ModelStore
 from readmit_api.prediction import Predictor
 from readmit_api.routes import router
 from readmit_api.settings import Settings
-from readmit_core.models import Encounter
+from readmit_core.encounter import Encounter
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,6 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def api_error(_: Request, exc: ApiError) -> Response:
         return exc.response()
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(_: Request, exc: RequestValidationError) -> Response:
+        return invalid_parameters(exc.errors()).response()
+
     original_openapi = app.openapi
 
     def openapi() -> dict:  # type: ignore[type-arg]
@@ -67,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.openapi_schema is None:
             spec = original_openapi()
             components = spec.setdefault("components", {}).setdefault("schemas", {})
-            for model in (Encounter, schemas.BatchRequest):
+            for model in (Encounter, bodies.BatchRequest):
                 defs = model.model_json_schema(
                     by_alias=True, ref_template="#/components/schemas/{model}"
                 )

@@ -45,6 +45,13 @@ def invalid_body(exc: ValidationError) -> ApiError:
     return ApiError(422, detail, errors=problems)
 
 
+def invalid_parameters(errors: Any) -> ApiError:
+    """422 in the same shape for a bad query parameter (e.g. ?top=0), which FastAPI checks."""
+    problems = [_field_error({**e, "loc": tuple(e["loc"])[1:]}) for e in errors]
+    detail = f"{len(problems)} invalid parameter{'s' if len(problems) != 1 else ''}"
+    return ApiError(422, detail, errors=problems)
+
+
 def _field_error(error: Any) -> dict[str, Any]:
     loc, index = list(error["loc"]), None
     if len(loc) >= 2 and loc[0] == "encounters" and isinstance(loc[1], int):

@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from readmit_api import metrics
-from readmit_api.registry import Registry, RegistryError
+from readmit_api.registry import Registry, RegistryError, auth_headers
 from readmit_api.settings import Settings
 from readmit_core import artifact
 from readmit_core.model import ReadmissionModel
@@ -39,11 +39,13 @@ class LoadedModel:
     source: str
     loaded_at: datetime
 
+    def ref(self) -> dict[str, Any]:
+        """Which model answered: in every prediction and in /ready."""
+        return {"name": self.name, "version": self.version, "alias": self.alias}
+
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "version": self.version,
-            "alias": self.alias,
+            **self.ref(),
             "run_id": self.run_id,
             "source": self.source,
             "algorithm": self.model.algorithm,
@@ -123,7 +125,10 @@ class ModelStore:
     def _registry(self) -> Registry:
         if self.settings.mlflow_tracking_uri is None:
             raise RegistryError("no registry: set MLFLOW_TRACKING_URI (or READMIT_MODEL_URI)")
-        return Registry(self.settings.mlflow_tracking_uri)
+        s = self.settings
+        headers = auth_headers(s.reveal(s.mlflow_tracking_token), s.mlflow_tracking_username,
+                               s.reveal(s.mlflow_tracking_password))  # fmt: skip
+        return Registry(s.mlflow_tracking_uri, headers=headers)
 
     def _load(self, version: str, alias: str | None, run_id: str | None) -> None:
         s = self.settings

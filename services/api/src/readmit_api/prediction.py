@@ -9,14 +9,14 @@ from pydantic import ValidationError
 
 from readmit_api import metrics
 from readmit_api.batcher import MicroBatcher
+from readmit_api.bodies import BatchRequest
 from readmit_api.drift import DriftWindow
 from readmit_api.errors import ApiError, invalid_body
 from readmit_api.model_store import LoadedModel, ModelStore
-from readmit_api.schemas import BatchRequest
 from readmit_core.drift import bin_rows
+from readmit_core.encounter import Encounter, encounter_record
 from readmit_core.explain import explain
 from readmit_core.features import encode_records
-from readmit_core.models import Encounter, encounter_record
 
 RETRY_AFTER_S = "5"
 
@@ -54,7 +54,7 @@ class Predictor:
         result = self._risk(float(risks[0]), loaded.model.threshold)
         if explain_top:
             result["explanation"] = explain(loaded.model, rows, [record], explain_top)[0]
-        return {**result, "threshold": loaded.model.threshold, "model": _ref(loaded)}
+        return {**result, "threshold": loaded.model.threshold, "model": loaded.ref()}
 
     async def many(self, body: bytes, explain_top: int = 0) -> dict[str, Any]:
         self.require_model()
@@ -76,7 +76,7 @@ class Predictor:
             reasons = explain(loaded.model, rows, records, explain_top)
             for prediction, reason in zip(predictions, reasons, strict=True):
                 prediction["explanation"] = reason
-        return {"count": n, "threshold": t, "model": _ref(loaded), "predictions": predictions}
+        return {"count": n, "threshold": t, "model": loaded.ref(), "predictions": predictions}
 
     def _risk(self, risk: float, threshold: float) -> dict[str, Any]:
         flagged = risk >= threshold
@@ -84,7 +84,3 @@ class Predictor:
         metrics.PREDICTION_RISK.observe(risk)
         (metrics.FLAGGED if flagged else metrics.NOT_FLAGGED).inc()
         return {"readmission_risk": risk, "readmitted_within_30_days": flagged, "risk_band": band}
-
-
-def _ref(loaded: LoadedModel) -> dict[str, Any]:
-    return {"name": loaded.name, "version": loaded.version, "alias": loaded.alias}

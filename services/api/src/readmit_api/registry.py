@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -35,12 +34,13 @@ class ModelVersion:
 
 
 class Registry:
-    def __init__(self, tracking_uri: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, tracking_uri: str, timeout_s: float = 10.0,
+                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
         if urlparse(tracking_uri).scheme not in ("http", "https"):
             raise RegistryError(f"the registry must be an http(s) MLflow server: {tracking_uri}")
         self.base = tracking_uri.rstrip("/")
         self.timeout_s = timeout_s
-        self.headers = _auth_headers()
+        self.headers = headers or {}
 
     def version_by_alias(self, name: str, alias: str) -> ModelVersion:
         found = self._get_json("/api/2.0/mlflow/registered-models/alias",
@@ -99,11 +99,10 @@ class Registry:
             raise RegistryError(f"registry unreachable: {exc}") from None
 
 
-def _auth_headers() -> dict[str, str]:
-    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+def auth_headers(token: str | None, user: str | None, password: str | None) -> dict[str, str]:
+    """How MLflow's own client authenticates: a Bearer token, else basic auth."""
     if token:
         return {"Authorization": f"Bearer {token}"}
-    user, password = (os.environ.get(f"MLFLOW_TRACKING_{k}") for k in ("USERNAME", "PASSWORD"))
     if user and password:
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()
         return {"Authorization": f"Basic {basic}"}

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from readmit_api import schemas
+from readmit_api import bodies
 from readmit_api.auth import require_key
 from readmit_api.errors import json_response
 from readmit_api.prediction import RETRY_AFTER_S
+from readmit_core.encounter import Encounter
 from readmit_core.explain import FACTORS
-from readmit_core.models import Encounter
 
 router = APIRouter()
 
@@ -21,15 +21,15 @@ Explain = Annotated[bool, Query(description="add the factors behind each risk")]
 Top = Annotated[int, Query(ge=1, le=len(FACTORS), description="how many factors to list")]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": schemas.Problem, "description": "Malformed JSON"},
+    400: {"model": bodies.Problem, "description": "Malformed JSON"},
     401: {
-        "model": schemas.Problem,
+        "model": bodies.Problem,
         "description": "Missing or invalid API key (when keys are set)",
     },
-    413: {"model": schemas.Problem, "description": "Body or batch too large"},
-    415: {"model": schemas.Problem, "description": "Content type is not application/json"},
-    422: {"model": schemas.ValidationProblem, "description": "Invalid encounter: field by field"},
-    503: {"model": schemas.Problem, "description": "No model loaded yet (see Retry-After)"},
+    413: {"model": bodies.Problem, "description": "Body or batch too large"},
+    415: {"model": bodies.Problem, "description": "Content type is not application/json"},
+    422: {"model": bodies.ValidationProblem, "description": "Invalid encounter: field by field"},
+    503: {"model": bodies.Problem, "description": "No model loaded yet (see Retry-After)"},
 }
 
 
@@ -50,10 +50,10 @@ def _body(model: type, example: Any) -> dict[str, Any]:
 
 @router.post(
     "/predict",
-    response_model=schemas.Prediction,
+    response_model=bodies.Prediction,
     responses=_ERRORS,
     summary="Risk of readmission within 30 days",
-    openapi_extra=_body(Encounter, schemas.EXAMPLE_ENCOUNTER),
+    openapi_extra=_body(Encounter, bodies.EXAMPLE_ENCOUNTER),
 )
 async def predict(request: Request, explain: Explain = False, top: Top = 5) -> Response:
     require_key(request)
@@ -63,10 +63,10 @@ async def predict(request: Request, explain: Explain = False, top: Top = 5) -> R
 
 @router.post(
     "/predict/batch",
-    response_model=schemas.BatchPrediction,
+    response_model=bodies.BatchPrediction,
     responses=_ERRORS,
     summary="Risks for many encounters, in order",
-    openapi_extra=_body(schemas.BatchRequest, {"encounters": [schemas.EXAMPLE_ENCOUNTER] * 2}),
+    openapi_extra=_body(bodies.BatchRequest, {"encounters": [bodies.EXAMPLE_ENCOUNTER] * 2}),
 )
 async def predict_batch(request: Request, explain: Explain = False, top: Top = 5) -> Response:
     require_key(request)
@@ -74,18 +74,18 @@ async def predict_batch(request: Request, explain: Explain = False, top: Top = 5
     return json_response(await predictor.many(await request.body(), top if explain else 0))
 
 
-@router.get("/health", response_model=schemas.Health, summary="Liveness: the process serves")
+@router.get("/health", response_model=bodies.Health, summary="Liveness: the process serves")
 async def health() -> Response:
     return json_response({"status": "ok"})
 
 
 @router.get(
     "/ready",
-    response_model=schemas.Readiness,
+    response_model=bodies.Readiness,
     summary="Readiness: a model is loaded and the process is not shutting down",
     responses={
         503: {
-            "model": schemas.Readiness,
+            "model": bodies.Readiness,
             "description": "No model loaded, or shutting down, and why",
         }
     },
@@ -99,8 +99,7 @@ async def ready(request: Request) -> Response:
     if loaded is None:
         body = {"status": "not ready", "reason": store.not_ready_reason}
         return json_response(body, 503, {"Retry-After": RETRY_AFTER_S})
-    model = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias}
-    return json_response({"status": "ready", "model": model})
+    return json_response({"status": "ready", "model": loaded.ref()})
 
 
 @router.get(

@@ -1,24 +1,22 @@
-"""All api configuration, from environment variables (one pydantic-settings class)."""
+"""All api configuration, from environment variables (readmit_core.settings' pattern)."""
 
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr
+
+from readmit_core.settings import MODEL_ALIAS, MODEL_NAME, ReadmitSettings, secret_field
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="READMIT_", extra="ignore")
-
+class Settings(ReadmitSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "READMIT_MLFLOW_TRACKING_URI"),
         description="MLflow tracking/registry server the model is loaded from",
     )
-    model_name: str = Field("diabetes-readmission", description="registered model name")
-    model_alias: str = Field("production", description="registry alias to serve")
+    model_name: str = Field(MODEL_NAME, description="registered model name")
+    model_alias: str = Field(MODEL_ALIAS, description="registry alias to serve")
     model_uri: str | None = Field(
         None, description="load this local model directory instead of the registry (air-gapped)"
     )
@@ -35,12 +33,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="largest request body accepted (413 beyond)"
     )
-    api_keys: SecretStr | None = Field(
-        None, description="comma-separated keys; when set, /predict* and /model need a Bearer key"
+    api_keys: SecretStr | None = secret_field(
+        "comma-separated keys; when set, /predict* and /model need a Bearer key (or "
+        "READMIT_API_KEYS_FILE: a file with them, e.g. a mounted Secret; it wins)"
     )
-    api_keys_file: Path | None = Field(
-        None, description="file with the keys (a mounted Secret); wins over READMIT_API_KEYS"
-    )
+    mlflow_tracking_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MLFLOW_TRACKING_TOKEN"),
+        description="Bearer token for the registry (MLflow's own variable)",
+    )  # fmt: skip
+    mlflow_tracking_username: str | None = Field(
+        None, validation_alias=AliasChoices("MLFLOW_TRACKING_USERNAME"),
+        description="basic-auth user for the registry (MLflow's own variable)",
+    )  # fmt: skip
+    mlflow_tracking_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MLFLOW_TRACKING_PASSWORD"),
+        description="basic-auth password for the registry (MLflow's own variable)",
+    )  # fmt: skip
     shutdown_drain_s: float = Field(
         0.0,
         ge=0,
@@ -48,25 +56,14 @@ class Settings(BaseSettings):
         "stopping, so a load balancer can route around the process first; 0 = stop at once",
     )
     host: str = Field("0.0.0.0", description="address to listen on")
-    port: int = Field(8000, ge=1, le=65535)
-    log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$")
+    port: int = Field(8000, ge=1, le=65535, description="port to listen on")
+    log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$",
+                           description="level of the JSON logs on stderr")  # fmt: skip
     high_risk_band: float = Field(
         0.3, gt=0, lt=1, description="risk at or above which the band is 'high'"
     )
 
-    @model_validator(mode="after")
-    def _keys_file_is_readable(self) -> Settings:
-        # Checked at start: a missing key file must stop the api, not fail its first request.
-        if self.api_keys_file is not None and not self.api_keys_file.is_file():
-            raise ValueError(f"READMIT_API_KEYS_FILE={self.api_keys_file} is not a readable file")
-        return self
-
     @cached_property
     def keys(self) -> tuple[bytes, ...]:
-        if self.api_keys_file is not None:
-            raw = self.api_keys_file.read_text()
-        elif self.api_keys is not None:
-            raw = self.api_keys.get_secret_value()
-        else:
-            return ()
+        raw = self.reveal(self.api_keys) or ""
         return tuple(k.strip().encode() for k in raw.split(",") if k.strip())

@@ -31,6 +31,7 @@ from readmit_core.schema import (
     TARGET_POSITIVE,
     Kind,
 )
+from readmit_core.settings import DataSettings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,7 +52,7 @@ class DataError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("READMIT_CACHE_DIR", Path.home() / ".cache" / "readmit"))
+    return DataSettings().cache_dir
 
 
 def _sha256(data: bytes) -> str:
@@ -104,7 +105,7 @@ def _download(target: Path) -> None:
 
 def locate(path: str | os.PathLike[str] | None = None) -> Path:
     """Where to read the data set from: the given path, READMIT_DATA, the cache, or a download."""
-    explicit = path or os.environ.get("READMIT_DATA")
+    explicit = path or DataSettings().data
     if explicit:
         return Path(explicit).expanduser()
     cached = cache_dir() / CACHE_FILE

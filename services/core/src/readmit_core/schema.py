@@ -2,7 +2,7 @@
 
 Each field is a column of the UCI data set's ``diabetic_data.csv`` that a clinician knows at
 discharge, with its type, the values or range it may take, a human label and description, and an
-example. The pydantic models (``readmit_core.models``), the feature encoding
+example. The pydantic models (``readmit_core.encounter``), the feature encoding
 (``readmit_core.features``), the trainer, the api, the ui and the load tests all derive from
 ``FIELDS``; nothing else lists the fields.
 """

@@ -6,12 +6,13 @@ and response times per endpoint next to the api's own metrics.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from readmit_locust.settings import LocustSettings
 
 QUANTILES = (0.5, 0.95, 0.99)
 STATES = ("ready", "spawning", "running", "cleanup", "stopping", "stopped", "missing")
@@ -59,7 +60,6 @@ class LocustCollector:
 
 def start(environment: Any) -> None:
     """Serve /metrics on READMIT_LOCUST_METRICS_PORT (default 9646) on the master."""
-    port = int(os.environ.get("READMIT_LOCUST_METRICS_PORT", "9646"))
-    addr = os.environ.get("READMIT_LOCUST_METRICS_ADDR", "0.0.0.0")
+    settings = LocustSettings()
     REGISTRY.register(LocustCollector(environment))
-    start_http_server(port, addr=addr)
+    start_http_server(settings.locust_metrics_port, addr=settings.locust_metrics_addr)

@@ -8,19 +8,19 @@ sent as a Bearer key when set.
 
 from __future__ import annotations
 
-import os
 import random
 
 from locust import HttpUser, between, events, task
 from locust.runners import WorkerRunner
 from urllib3.util import Retry
 
-from readmit_core.secrets import secret_from_env
 from readmit_locust import exporter
 from readmit_locust.payloads import check_prediction, real_encounters, status_problem
+from readmit_locust.settings import LocustSettings
 
-ENCOUNTERS = real_encounters(int(os.environ.get("READMIT_LOCUST_ENCOUNTERS", "2000")))
-BATCH_SIZE = int(os.environ.get("READMIT_LOCUST_BATCH_SIZE", "20"))
+SETTINGS = LocustSettings()
+ENCOUNTERS = real_encounters(SETTINGS.locust_encounters)
+BATCH_SIZE = SETTINGS.locust_batch_size
 
 
 @events.init.add_listener
@@ -30,10 +30,7 @@ def _export_metrics(environment, **_kwargs) -> None:
 
 
 class ClinicianUser(HttpUser):
-    wait_time = between(
-        float(os.environ.get("READMIT_LOCUST_WAIT_MIN_S", "0.1")),
-        float(os.environ.get("READMIT_LOCUST_WAIT_MAX_S", "1.0")),
-    )
+    wait_time = between(SETTINGS.locust_wait_min_s, SETTINGS.locust_wait_max_s)
 
     def on_start(self) -> None:
         # As the ui does: a refused connection sent nothing and is retried (an api pod that just
@@ -41,7 +38,7 @@ class ClinicianUser(HttpUser):
         self.client.adapters["http://"].max_retries = Retry(
             total=2, connect=2, read=False, status=0, other=0, redirect=False, backoff_factor=0.1
         )
-        key = secret_from_env("READMIT_API_KEY")
+        key = SETTINGS.reveal(SETTINGS.api_key)
         if key:
             self.client.headers["Authorization"] = f"Bearer {key}"
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from readmit_core.data import load_encounters, to_records
-from readmit_core.models import Encounter, encounter_record
+from readmit_core.encounter import Encounter, encounter_record
 
 
 def real_encounters(count: int, seed: int = 0) -> list[dict[str, Any]]:
     """``count`` encounters of the UCI data set (READMIT_DATA, or downloaded), each validated."""
-    frame = load_encounters(os.environ.get("READMIT_DATA") or None)
+    frame = load_encounters()  # READMIT_DATA, or the download (readmit_core.settings)
     sample = frame.sample(n=min(count, len(frame)), random_state=seed)
     return [encounter_record(Encounter.model_validate(r)) for r in to_records(sample)]
 

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from readmit_locust.settings import LocustSettings
+
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 LOCUST = Path(sys.executable).parent / "locust"
 
@@ -29,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="readmit-loadtest", description=__doc__.splitlines()[0])
     p.add_argument(
         "--host",
-        default=os.environ.get("READMIT_API_URL", "http://127.0.0.1:8000"),
+        default=LocustSettings().api_url,
         help="api base URL (default: $READMIT_API_URL or http://127.0.0.1:8000)",
     )
     p.add_argument("--users", type=int, default=20)

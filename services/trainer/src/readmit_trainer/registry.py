@@ -1,9 +1,14 @@
-"""Logging to MLflow, registering a version, and judging the current alias holder."""
+"""MLflow I/O: logging a run, registering a version, judging the alias holder, moving the alias
+(the rule itself is ``promotion.decide``)."""
 
 from __future__ import annotations
 
+import json
+import tempfile
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import mlflow
@@ -16,12 +21,17 @@ from mlflow.types import ColSpec, Schema
 from sklearn.metrics import roc_auc_score
 
 from readmit_core import artifact
-from readmit_core.model import ReadmissionModel
-from readmit_core.schema import FIELDS
+from readmit_core.features import FEATURE_NAMES
+from readmit_core.model import IncompatibleModelError, ReadmissionModel
+from readmit_core.schema import FIELDS, SCHEMA_VERSION
+from readmit_core.settings import MODEL_NAME
+from readmit_trainer.crossval import REPORTED as CV_METRICS
+from readmit_trainer.evaluation import model_card, plots
 from readmit_trainer.progress import progress
-from readmit_trainer.promotion import Champion
+from readmit_trainer.promotion import Champion, Decision, decide
+from readmit_trainer.training import TrainResult
 
-EXPERIMENT = "diabetes-readmission"
+EXPERIMENT = MODEL_NAME  # runs are logged under an experiment named like the model
 # What a pyfunc serving environment needs besides the readmit-core package itself.
 SERVING_REQUIREMENTS = ("mlflow-skinny", "numpy", "pandas", "pydantic")
 
@@ -96,10 +106,67 @@ def judge_champion(model_name: str, version_: str, Xv: np.ndarray, yv: np.ndarra
     """
     try:
         champion = artifact.load_from_mlflow(f"models:/{model_name}/{version_}")
-    except artifact.ArtifactError as exc:
+    except (artifact.ArtifactError, IncompatibleModelError) as exc:  # the api refuses it too
         progress(f"version {version_} cannot be served: {exc}")
         return Champion(version_, None, unservable=str(exc))
     except Exception as exc:  # e.g. the registry or its store failing: cannot compare
         progress(f"cannot score version {version_}: {exc}")
         return Champion(version_, None)
     return Champion(version_, float(roc_auc_score(yv, champion.predict_proba(Xv))))
+
+
+@dataclass(frozen=True)
+class Published:
+    version: str
+    run_id: str
+    holder: str | None  # the alias's version before this run
+    champion: Champion | None  # how this run judged it
+    decision: Decision
+
+
+def publish(result: TrainResult, model_name: str, alias: str, force: bool,
+            run_params: dict[str, Any]) -> Published:  # fmt: skip
+    """Log the run (params, metrics, model card, plots), register the model, judge the alias
+    holder on this run's validation set and move the alias as ``promotion.decide`` says."""
+    summary, model = result.summary, result.model
+    client = MlflowClient()
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        progress(f"logging run {run.info.run_id} to {mlflow.get_tracking_uri()}")
+        mlflow.log_params({
+            "algorithm": summary["algorithm"], **run_params, "rows": summary["rows"],
+            "schema_version": SCHEMA_VERSION, "features": len(FEATURE_NAMES),
+            **{f"param_{k}": v for k, v in summary["params"].items()},
+            **{f"n_{k}": v for k, v in summary["split"].items()},
+        })  # fmt: skip
+        mlflow.log_metrics({f"val_{k}": v for k, v in summary["validation"].items()})
+        mlflow.log_metrics({f"test_{k}": v for k, v in summary["test"].items()})
+        mlflow.log_metrics(
+            {f"candidate_{k}_val_roc_auc": v for k, v in summary["candidates"].items()}
+        )
+        mlflow.log_metric("threshold", model.threshold)
+        if summary["cv"]:
+            cv = summary["cv"]
+            mlflow.log_metrics({f"cv_{k}_{s}": cv[k][s] for k in CV_METRICS
+                                for s in ("mean", "sd")})  # fmt: skip
+        (out / "model_card.md").write_text(model_card(summary))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        files = [out / "model_card.md", out / "summary.json",
+                 *plots(*result.test, out, f"test set, {summary['algorithm']}")]  # fmt: skip
+        progress("registering the model")
+        version = log_and_register(model, model_name, result.example, files, out)
+
+    holder = champion_version(client, model_name, alias)
+    challenger_auc = summary["validation"]["roc_auc"]
+    champion = None
+    if holder is not None and holder != version:
+        champion = judge_champion(model_name, holder, *result.validation)
+    decision = decide(challenger_auc, champion, force)
+    client.set_model_version_tag(model_name, version, "threshold", str(model.threshold))
+    client.set_model_version_tag(model_name, version, "val_roc_auc", f"{challenger_auc:.6f}")
+    client.set_model_version_tag(model_name, version, "schema_version", SCHEMA_VERSION)
+    if decision.move:
+        client.set_registered_model_alias(model_name, alias, version)
+    moved = "moved" if decision.move else "kept"
+    progress(f"version {version}: alias '{alias}' {moved} ({decision.reason})")
+    return Published(version, run.info.run_id, holder, champion, decision)

@@ -15,7 +15,7 @@ import streamlit as st
 from readmit_core.explain import label
 from readmit_core.schema import Field, Group, Kind, example_encounter, fields_in
 from readmit_ui.batch import parse_csv, predict_in_chunks, template_csv
-from readmit_ui.client import ApiClient, ApiError
+from readmit_ui.client import ApiCallError, ApiClient
 
 GROUP_TITLES = {
     Group.PATIENT: "Patient",
@@ -141,7 +141,7 @@ def single_tab(client: ApiClient) -> None:
         show_prediction(result)
         if result.get("explanation"):
             show_reasons(result["explanation"])
-    except ApiError as problem:
+    except ApiCallError as problem:
         st.error(str(problem))
         st.button("Retry", key="retry-single")
 
@@ -173,7 +173,7 @@ def batch_tab(client: ApiClient) -> None:
         results = predict_in_chunks(
             client.predict_batch, [r for _, r in parsed.valid], lambda done: bar.progress(done)
         )
-    except ApiError as problem:
+    except ApiCallError as problem:
         st.error(str(problem))
         st.button("Retry", key="retry-batch")
         return
@@ -199,7 +199,7 @@ def batch_tab(client: ApiClient) -> None:
 def model_tab(client: ApiClient) -> None:
     try:
         info = client.model()
-    except ApiError as problem:
+    except ApiCallError as problem:
         st.error(str(problem))
         st.button("Retry", key="retry-model")
         return

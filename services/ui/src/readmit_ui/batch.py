@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from readmit_core.models import Encounter, encounter_record
+from readmit_core.encounter import Encounter, encounter_record
 from readmit_core.schema import FIELD_NAMES, FIELDS_BY_NAME, example_encounter
 
 CHUNK = 200  # encounters per /predict/batch call

@@ -6,12 +6,14 @@ import os
 import sys
 from pathlib import Path
 
+from readmit_ui.settings import UiSettings
+
 APP = Path(__file__).with_name("app.py")
 
 
 def main() -> None:
-    port = os.environ.get("READMIT_UI_PORT", "8501")
-    address = os.environ.get("READMIT_UI_ADDRESS", "0.0.0.0")
+    settings = UiSettings()
+    port, address = str(settings.ui_port), settings.ui_address
     args = [
         "streamlit",
         "run",

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from readmit_core.secrets import secret_from_env
+from readmit_ui.settings import UiSettings
 
 
-class ApiError(Exception):
+class ApiCallError(Exception):
     """Something a clinician can read: what went wrong and what to do."""
 
 
@@ -23,11 +22,8 @@ class ApiClient:
 
     @classmethod
     def from_env(cls) -> ApiClient:
-        return cls(
-            os.environ.get("READMIT_API_URL", "http://127.0.0.1:8000").rstrip("/"),
-            secret_from_env("READMIT_API_KEY"),
-            float(os.environ.get("READMIT_API_TIMEOUT_S", "10")),
-        )
+        s = UiSettings()
+        return cls(s.api_url.rstrip("/"), s.reveal(s.api_key), s.api_timeout_s)
 
     def predict(self, record: dict[str, Any], explain_top: int = 0) -> dict[str, Any]:
         """The risk; with ``explain_top`` > 0, also that many factors behind it."""
@@ -50,12 +46,12 @@ class ApiClient:
                     method, self.base_url + path, json=body, headers=headers, timeout=self.timeout_s
                 )
         except httpx.TimeoutException:
-            raise ApiError(
+            raise ApiCallError(
                 f"The prediction service at {self.base_url} did not answer within "
                 f"{self.timeout_s:.0f} s. It may be overloaded; try again."
             ) from None
         except httpx.HTTPError:
-            raise ApiError(
+            raise ApiCallError(
                 f"The prediction service at {self.base_url} cannot be reached. "
                 "It may be restarting; try again in a minute, or tell IT."
             ) from None
@@ -63,19 +59,19 @@ class ApiClient:
             return r.json()
         detail = _detail(r)
         if r.status_code == 503:
-            raise ApiError(
+            raise ApiCallError(
                 f"The prediction service has no model loaded yet ({detail}). Try again in a minute."
             )
         if r.status_code == 401:
-            raise ApiError(
+            raise ApiCallError(
                 "The prediction service refused this page's API key (READMIT_API_KEY). Tell IT."
             )
         if r.status_code == 422:
-            raise ApiError(
+            raise ApiCallError(
                 "Some values were not accepted: "
                 + "; ".join(f"{e['field']}: {e['message']}" for e in r.json().get("errors", []))
             )
-        raise ApiError(f"The prediction service answered {r.status_code}: {detail}")
+        raise ApiCallError(f"The prediction service answered {r.status_code}: {detail}")
 
 
 def _detail(response: httpx.Response) -> str:

@@ -1,4 +1,4 @@
-"""Request and response bodies (the encounter itself comes from readmit_core)."""
+"""Request and response bodies of the routes (the encounter itself: ``readmit_core.encounter``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from readmit_core.models import Encounter
+from readmit_core.encounter import Encounter
 from readmit_core.schema import example_encounter
 
 RiskBand = Literal["low", "medium", "high"]
@@ -102,10 +102,3 @@ class Readiness(BaseModel):
 
 
 EXAMPLE_ENCOUNTER = example_encounter()
-EXAMPLE_PREDICTION = {
-    "readmission_risk": 0.231,
-    "readmitted_within_30_days": True,
-    "risk_band": "medium",
-    "threshold": 0.144,
-    "model": {"name": "diabetes-readmission", "version": "3", "alias": "production"},
-}

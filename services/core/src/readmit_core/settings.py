@@ -1,0 +1,62 @@
+"""Configuration from the environment: one pattern for every service.
+
+Each service has one pydantic-settings class derived from ``ReadmitSettings``. A field ``x`` is
+read from ``READMIT_X`` (a few keep their standard names, e.g. ``MLFLOW_TRACKING_URI``), and a
+field made with ``secret_field`` also from the file ``READMIT_X_FILE`` names (a mounted
+Kubernetes Secret, which stays out of the process environment): the file wins, and a file that
+cannot be read is an error, never "no secret".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MODEL_NAME = "diabetes-readmission"  # the registered model
+MODEL_ALIAS = "production"  # the alias the api serves and the trainer moves
+API_URL = "http://127.0.0.1:8000"  # where the ui and Locust find the api by default
+
+
+def secret_field(description: str) -> Any:
+    return Field(None, description=description, json_schema_extra={"secret_file": True})
+
+
+class ReadmitSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="READMIT_", extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name, info in cls.model_fields.items():
+            extra = info.json_schema_extra
+            if not (isinstance(extra, dict) and extra.get("secret_file")):
+                continue
+            variable = f"READMIT_{name.upper()}_FILE"
+            path = data.pop(f"{name}_file", None) or os.environ.get(variable)
+            if not path:
+                continue
+            try:
+                data[name] = Path(path).read_text().strip() or None
+            except OSError as exc:
+                reason = exc.strerror
+                raise ValueError(f"{variable}={path} is not a readable file: {reason}") from None
+        return data
+
+    @staticmethod
+    def reveal(secret: SecretStr | None) -> str | None:
+        return secret.get_secret_value() if secret is not None else None
+
+
+class DataSettings(ReadmitSettings):
+    """Where the data set is (readmit_core.data; the trainer and Locust read it there)."""
+
+    data: str | None = Field(None, description="the UCI zip or diabetic_data.csv; unset: "
+                             "download from UCI (SHA-256 verified) into the cache")  # fmt: skip
+    cache_dir: Path = Field(Path.home() / ".cache" / "readmit",
+                            description="where a downloaded data set is kept")  # fmt: skip
