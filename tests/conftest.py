@@ -41,11 +41,12 @@ def copy_chart(dst: Path) -> Path:
 
 
 # The fast tier (`make test-fast`): a test is in it when it needs none of these, directly or
-# through its fixtures. They start servers, train models or read the 100k-row data set.
+# through its fixtures (they start servers, train models or read the 100k-row data set), and is
+# not an e2e test (those have their own cluster fixtures).
 SLOW_FIXTURES = frozenset({
     "data_path", "encounters", "mlflow_server", "sqlite_registry", "api_model", "api",
     "browser", "ui", "stack", "server", "lifecycle_api", "lifecycle_model", "server_runs",
-    "records", "reference", "cluster", "node", "containers", "images",
+    "records", "reference",
 })  # fmt: skip
 SLOW_MODULES = frozenset({"test_api_schemathesis", "test_locust", "test_ui", "test_ui_browser",
                           "test_chart_commands"})  # fmt: skip

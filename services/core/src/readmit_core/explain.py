@@ -1,8 +1,8 @@
 """Why a risk: the model's log-odds split into the encounter's fields ("factors").
 
 Each scorer gives every feature's share of the log-odds (``Scorer.contributions``); features made
-from one field count as that field (the ICD-9 value and diagnosis group of ``diag_1`` are
-"Primary diagnosis"), features made from several are factors of their own
+from one field count as that field (the ICD-9 value and diagnosis group of ``diag_1`` are both
+"Diagnosis 1 (ICD-9)"), features made from several are factors of their own
 (``features.DERIVED_FACTORS``). The base value plus every factor equals the log-odds.
 """
 
@@ -20,6 +20,8 @@ from readmit_core.schema import FIELDS_BY_NAME
 FACTORS: tuple[str, ...] = tuple(dict.fromkeys(FEATURE_FACTORS))
 # features x factors: 1 where a feature belongs to a factor.
 _GROUPING = np.array([[float(f == factor) for factor in FACTORS] for f in FEATURE_FACTORS])
+# A derived factor's value is its feature's (no single field holds it).
+_DERIVED_COLUMNS = {name: FEATURE_NAMES.index(name) for name in DERIVED_FACTORS}
 
 
 def label(factor: str) -> str:
@@ -37,15 +39,14 @@ def explain(model: ReadmissionModel, features: np.ndarray,
     """Per row: the base log-odds, the ``top`` factors by size (field, label, the encounter's
     value and its label, contribution), the rest summed, and the log-odds they add up to."""
     base, contributions = factor_contributions(model, features)
-    derived = {name: FEATURE_NAMES.index(name) for name in DERIVED_FACTORS}
     out = []
     for row, record, values in zip(features, records, contributions, strict=True):
         order = np.argsort(-np.abs(values), kind="stable")
         factors = []
         for i in order[:top]:
             name = FACTORS[i]
-            if name in derived:
-                value: Any = float(row[derived[name]])
+            if name in _DERIVED_COLUMNS:
+                value: Any = float(row[_DERIVED_COLUMNS[name]])
                 shown = f"{value:g}"
             else:
                 value = record[name]

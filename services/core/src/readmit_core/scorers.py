@@ -12,7 +12,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from readmit_core.features import CATEGORICAL_INDICES, CATEGORY_SIZES, NUMERIC_FEATURES
+from readmit_core.features import (
+    CATEGORICAL_INDICES,
+    CATEGORY_SIZES,
+    FEATURE_NAMES,
+    NUMERIC_FEATURES,
+)
 from readmit_core.trees import TreeEnsemble, TreeModelError
 
 
@@ -42,9 +47,8 @@ class BoosterScorer:
 
     def __init__(self, model_text: str) -> None:
         self.model_text = model_text
-        n_features = len(NUMERIC_FEATURES) + len(CATEGORICAL_INDICES)
         try:
-            self.trees = TreeEnsemble(model_text, n_features)
+            self.trees = TreeEnsemble(model_text, len(FEATURE_NAMES))
         except TreeModelError as exc:
             raise ScorerError(f"not a LightGBM binary text model: {exc}") from None
 

@@ -168,7 +168,7 @@ def _leaf_order(tree: _Tree, where: str) -> tuple[list[int], list[list[int]]]:
     order: list[int] = []
     left_leaves: list[list[int]] = [[] for _ in range(n)]
     seen_nodes, stack = [False] * n, [(0, False)]
-    spans: dict[int, tuple[int, int]] = {}  # node -> (first, end) leaf positions
+    first: dict[int, int] = {}  # node -> position of its subtree's leftmost leaf
     while stack:
         child, done = stack.pop()
         if child < 0:  # a leaf, ~index
@@ -181,10 +181,10 @@ def _leaf_order(tree: _Tree, where: str) -> tuple[list[int], list[list[int]]]:
             raise TreeModelError(f"{where}: node {child} is out of range")
         if done:
             left, right = int(tree.left[child]), int(tree.right[child])
-            first = spans[left][0] if left >= 0 else order.index(~left)
-            middle = spans[right][0] if right >= 0 else order.index(~right)
-            spans[child] = (first, len(order))
-            left_leaves[child] = list(range(first, middle))
+            start = first[left] if left >= 0 else order.index(~left)
+            middle = first[right] if right >= 0 else order.index(~right)
+            first[child] = start
+            left_leaves[child] = list(range(start, middle))
             continue
         if seen_nodes[child]:
             raise TreeModelError(f"{where}: node {child} is reached twice")
@@ -283,14 +283,16 @@ class TreeEnsemble:
                 num["mask"].append(mask)
                 if missing == _MISSING_ZERO:
                     num["zero"].append((len(num["mask"]) - 1, feature, nan_left))
-            for group, pad in ((num, ("column", 0, "threshold", 0.0)), (cat, ("feature", 0))):
-                if len(group["mask"]) == group["start"][-1]:  # no cell of this kind yet
-                    group[pad[0]].append(pad[1])
-                    if len(pad) > 2:
-                        group[pad[2]].append(pad[3])
-                    if group is cat:
-                        group["members"].append(np.zeros(0, dtype=np.int64))
-                    group["mask"].append(int(self.full))
+            # A tree without a split of one kind gets one padding cell of it (it removes no leaf):
+            # reduceat needs every tree's run of cells to be non-empty.
+            if len(num["mask"]) == num["start"][-1]:
+                num["column"].append(0)
+                num["threshold"].append(0.0)
+                num["mask"].append(int(self.full))
+            if len(cat["mask"]) == cat["start"][-1]:
+                cat["feature"].append(0)
+                cat["members"].append(np.zeros(0, dtype=np.int64))
+                cat["mask"].append(int(self.full))
         self.num_columns = np.array(num["column"], dtype=np.int64)
         self.num_thresholds = np.array(num["threshold"], dtype=np.float64)
         self.num_masks = np.array(num["mask"], dtype=self.dtype)
