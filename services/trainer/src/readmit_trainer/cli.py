@@ -16,6 +16,7 @@ import numpy as np
 from readmit_core.data import DataError
 from readmit_core.settings import MODEL_ALIAS, MODEL_NAME
 from readmit_trainer.candidates import CANDIDATES
+from readmit_trainer.evaluation import HEADLINE
 from readmit_trainer.settings import TrainerSettings
 from readmit_trainer.training import TrainOptions, TrainResult, train
 
@@ -80,7 +81,6 @@ def output(options: TrainOptions, alias: str, result: TrainResult,
            published: Published) -> dict[str, Any]:  # fmt: skip
     """The JSON line the CLI prints (tests, the chart's Job and `make bench` read it)."""
     summary, decision, champion = result.summary, published.decision, published.champion
-    shown = ("roc_auc", "pr_auc", "brier", "ece")
     return {
         "model_name": options.model_name,
         "version": published.version,
@@ -92,8 +92,8 @@ def output(options: TrainOptions, alias: str, result: TrainResult,
         "run_id": published.run_id,
         "algorithm": summary["algorithm"],
         "threshold": result.model.threshold,
-        "validation": {k: summary["validation"][k] for k in shown},
-        "test": {k: summary["test"][k] for k in shown},
+        "validation": {k: summary["validation"][k] for k in HEADLINE},
+        "test": {k: summary["test"][k] for k in HEADLINE},
         "cv": summary["cv"],
     }
 

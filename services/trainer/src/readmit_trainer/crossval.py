@@ -16,12 +16,11 @@ from sklearn.model_selection import StratifiedGroupKFold
 from readmit_core.data import patient_split
 from readmit_core.model import ReadmissionModel
 from readmit_trainer.candidates import select
-from readmit_trainer.evaluation import max_f1_threshold, metrics
+from readmit_trainer.evaluation import HEADLINE, max_f1_threshold, metrics
 from readmit_trainer.export import to_scorer
 from readmit_trainer.progress import progress
 
 FOLDS_SEED = 20_260_101  # part of the benchmark's definition: the same folds every run
-REPORTED = ("roc_auc", "pr_auc", "brier", "ece")
 
 
 def cross_validate(X: np.ndarray, y: np.ndarray, patients: np.ndarray, candidates: list[str],
@@ -40,7 +39,7 @@ def cross_validate(X: np.ndarray, y: np.ndarray, patients: np.ndarray, candidate
         per_fold.append({"algorithm": best.algorithm, "rows": len(held), **scores})
         progress(f"fold {k}/{folds}: {best.algorithm}, ROC AUC {scores['roc_auc']:.4f}")
     summary: dict[str, Any] = {"folds": folds, "seed": FOLDS_SEED, "per_fold": per_fold}
-    for name in REPORTED:
+    for name in HEADLINE:
         values = np.array([f[name] for f in per_fold])
         summary[name] = {"mean": float(values.mean()), "sd": float(values.std(ddof=1))}
     return summary

@@ -27,6 +27,10 @@ def max_f1_threshold(y: np.ndarray, risk: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
+# The figures every report leads with: the CLI's JSON, the CV table, the model card's CV section.
+HEADLINE = ("roc_auc", "pr_auc", "brier", "ece")
+
+
 def expected_calibration_error(y: np.ndarray, risk: np.ndarray, bins: int = 10) -> float:
     """Mean |predicted - observed| readmission rate over ``bins`` equal-size groups of the
     encounters sorted by risk, weighted by group size (equal-size: the risks sit mostly below
@@ -90,7 +94,7 @@ def _cv_section(cv: dict[str, Any] | None) -> str:
     if not cv:
         return "\nCross-validation: not run (`readmit-train --cv-folds 5`).\n"
     rows = "\n".join(f"| {k} | {cv[k]['mean']:.4f} | {cv[k]['sd']:.4f} |"
-                     for k in ("roc_auc", "pr_auc", "brier", "ece"))  # fmt: skip
+                     for k in HEADLINE)  # fmt: skip
     return (
         f"\n{cv['folds']}-fold patient-grouped cross-validation of the whole recipe (fixed "
         f"folds, seed {cv['seed']}):\n\n| metric | mean | sd |\n|---|---|---|\n{rows}\n"

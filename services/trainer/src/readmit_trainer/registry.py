@@ -25,8 +25,7 @@ from readmit_core.features import FEATURE_NAMES
 from readmit_core.model import IncompatibleModelError, ReadmissionModel
 from readmit_core.schema import FIELDS, SCHEMA_VERSION
 from readmit_core.settings import MODEL_NAME
-from readmit_trainer.crossval import REPORTED as CV_METRICS
-from readmit_trainer.evaluation import model_card, plots
+from readmit_trainer.evaluation import HEADLINE, model_card, plots
 from readmit_trainer.progress import progress
 from readmit_trainer.promotion import Champion, Decision, decide
 from readmit_trainer.training import TrainResult
@@ -147,7 +146,7 @@ def publish(result: TrainResult, model_name: str, alias: str, force: bool,
         mlflow.log_metric("threshold", model.threshold)
         if summary["cv"]:
             cv = summary["cv"]
-            mlflow.log_metrics({f"cv_{k}_{s}": cv[k][s] for k in CV_METRICS
+            mlflow.log_metrics({f"cv_{k}_{s}": cv[k][s] for k in HEADLINE
                                 for s in ("mean", "sd")})  # fmt: skip
         (out / "model_card.md").write_text(model_card(summary))
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
