@@ -290,6 +290,11 @@ def test_a_killed_api_container_fails_at_most_the_requests_in_flight(under_load:
     pid = task_pid(container["containerID"].split("://", 1)[1])
     under_load.reset()
     os.kill(pid, signal.SIGKILL)
+    # how long the Service still lists the dead pod as ready: what the clients' retries must cover
+    listed_s = wait_until(lambda: not endpoint_ready(pod), 30, "the dead pod out of the Service",
+                          interval=0.05)  # fmt: skip
+    with FAULTS.open("a") as out:
+        out.write(f"dead pod listed ready in the Service for {listed_s:.2f} s after kill\n")
     wait_until(lambda: restarts(pod) > container["restartCount"], 60, "the kubelet's restart")
     kubectl("-n", NS, "wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=120s")
     requested, failed, errors = under_load.measure("kill -9 of one api container")
@@ -301,6 +306,14 @@ def test_a_killed_api_container_fails_at_most_the_requests_in_flight(under_load:
     requested, failed, errors = under_load.measure("the 15 s after that pod was Ready again")
     assert requested > 50
     assert failed == 0, errors
+
+
+def endpoint_ready(pod: str) -> bool:
+    """Whether the api Service's EndpointSlices list this pod as ready."""
+    service = f"kubernetes.io/service-name={RELEASE}-api"
+    slices = json.loads(kubectl("-n", NS, "get", "endpointslices", "-l", service, "-o", "json"))
+    return any(e.get("conditions", {}).get("ready") and e.get("targetRef", {}).get("name") == pod
+               for s in slices["items"] for e in s.get("endpoints") or [])  # fmt: skip
 
 
 def task_pid(container_id: str) -> int:

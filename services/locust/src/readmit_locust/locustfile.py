@@ -12,10 +12,10 @@ import random
 
 from locust import HttpUser, between, events, task
 from locust.runners import WorkerRunner
-from urllib3.util import Retry
 
 from readmit_locust import exporter
 from readmit_locust.payloads import check_prediction, real_encounters, status_problem
+from readmit_locust.retry import connect_retry
 from readmit_locust.settings import LocustSettings
 
 SETTINGS = LocustSettings()
@@ -33,11 +33,7 @@ class ClinicianUser(HttpUser):
     wait_time = between(SETTINGS.locust_wait_min_s, SETTINGS.locust_wait_max_s)
 
     def on_start(self) -> None:
-        # As the ui does: a refused connection sent nothing and is retried (an api pod that just
-        # died, still in the Service for a second); a sent request that fails is a failure.
-        self.client.adapters["http://"].max_retries = Retry(
-            total=2, connect=2, read=False, status=0, other=0, redirect=False, backoff_factor=0.1
-        )
+        self.client.adapters["http://"].max_retries = connect_retry()  # as the ui does
         key = SETTINGS.reveal(SETTINGS.api_key)
         if key:
             self.client.headers["Authorization"] = f"Bearer {key}"

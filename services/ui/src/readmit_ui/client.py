@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from readmit_core.reaching import CONNECT_RETRIES
 from readmit_ui.settings import UiSettings
 
 
@@ -39,9 +40,9 @@ class ApiClient:
     def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            # A refused connection sent nothing: retried (twice) to ride over a pod that just
-            # died while the Service still routes to it. A request that was sent is never retried.
-            with httpx.Client(transport=httpx.HTTPTransport(retries=2)) as client:
+            # Only refused connections are retried (readmit_core.reaching says why and how long).
+            transport = httpx.HTTPTransport(retries=CONNECT_RETRIES)
+            with httpx.Client(transport=transport) as client:
                 r = client.request(
                     method, self.base_url + path, json=body, headers=headers, timeout=self.timeout_s
                 )
