@@ -30,7 +30,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
 export MLFLOW_PORT MLFLOW_TRACKING_URI
 
-.PHONY: install tools test test-fast up down train bench bench-api loadtest lint images cluster-tools \
+.PHONY: install tools test test-fast up down train bench bench-api loadtest lint chart-deps images cluster-tools \
 	cluster-up cluster-down e2e
 
 install: $(VENV)/.installed
@@ -79,6 +79,11 @@ test: install tools
 # No server, training run or data set (tests/conftest.py decides by fixtures): under a minute.
 test-fast: install tools
 	$(PY) -m pytest -m "fast and not e2e"
+
+# A subchart on its own (helm lint/template charts/api) needs its library, charts/common, in its
+# charts/ (the umbrella has it already).
+chart-deps: $(TOOLS)/helm
+	for c in api ui locust mlflow; do $(TOOLS)/helm dependency build charts/$$c; done
 
 # Helm renders the chart's alert rules for the local Prometheus.
 up: install $(TOOLS)/helm

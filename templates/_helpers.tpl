@@ -1,13 +1,3 @@
-{{/* Labels of the objects the umbrella itself owns. */}}
-{{- define "readmit.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-app.kubernetes.io/name: {{ .Chart.Name }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/part-of: readmit
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-{{- end }}
-
 {{/*
 A Secret value generated once and kept: the one already in the cluster when there is one (upgrades),
 else a new random one. Call with (dict "ctx" $ "name" "secret-name" "key" "data-key").
@@ -47,5 +37,44 @@ else a new random one. Call with (dict "ctx" $ "name" "secret-name" "key" "data-
 {{- fail (printf "NodePort %s is set for both %s and %s: each Service needs its own" $key (get $seen $key) $name) }}
 {{- end }}
 {{- $_ := set $seen $key $name }}
+{{- end }}
+{{- end }}
+
+{{/*
+NOTES.txt: where a component's Service answers from outside the cluster, by its type, and what
+to run first. Call with (dict "ctx" $ "chart" "api").
+*/}}
+{{- define "readmit.reachUrl" -}}
+{{- $svc := (index .ctx.Values .chart).service }}
+{{- if eq $svc.type "NodePort" }}http://NODE:{{ $svc.nodePort }}
+{{- else if eq $svc.type "LoadBalancer" }}http://EXTERNAL-IP:{{ include "common.port" .chart }}
+{{- else }}http://localhost:{{ include "common.port" .chart }}
+{{- end }}
+{{- end }}
+
+{{- define "readmit.reach" -}}
+{{- $svc := (index .ctx.Values .chart).service }}
+{{- $name := include "common.nameOf" . }}
+{{- include "readmit.reachUrl" . }}
+{{- if eq $svc.type "LoadBalancer" }}   (EXTERNAL-IP: kubectl -n {{ .ctx.Release.Namespace }} get svc {{ $name }})
+{{- else if ne $svc.type "NodePort" }}   (after: kubectl -n {{ .ctx.Release.Namespace }} port-forward svc/{{ $name }} {{ include "common.port" .chart }})
+{{- end }}
+{{- end }}
+
+{{/*
+Release names up to 40 characters: the longest names, RELEASE-mlflow-train-REVISION and
+RELEASE-locust-master, then stay within Kubernetes' 63 with no silent truncation (which would
+break the names NOTES.txt prints and the components call each other by).
+*/}}
+{{- define "readmit.checkReleaseName" -}}
+{{- if gt (len .Release.Name) 40 }}
+{{- fail (printf "release name %q has %d characters; at most 40, so that RELEASE-mlflow-train-REVISION stays a valid name" .Release.Name (len .Release.Name)) }}
+{{- end }}
+{{- end }}
+
+{{/* The api loads its model from a registry: the release's MLflow, or api.mlflow.trackingUri. */}}
+{{- define "readmit.checkRegistry" -}}
+{{- if and .Values.api.enabled (not .Values.mlflow.enabled) (not .Values.api.mlflow.trackingUri) }}
+{{- fail "api.mlflow.trackingUri is required when mlflow.enabled is false: the api loads its model from that registry" }}
 {{- end }}
 {{- end }}

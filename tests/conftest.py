@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chart_tools import HELM
 from servers import API_BIN, ApiProcess, free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +69,18 @@ def require(condition: bool, reason: str) -> None:
     if STRICT:
         pytest.fail(f"READMIT_STRICT=1: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    require(HELM.exists(), "helm is not built: run `make tools`")
+    return HELM
+
+
+@pytest.fixture(scope="session")
+def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The umbrella as the chart tests render it (the e2e modules bring their own)."""
+    return copy_chart(tmp_path_factory.mktemp("chart") / "readmit")
 
 
 @pytest.fixture(scope="session")

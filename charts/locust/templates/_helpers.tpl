@@ -1,45 +1,6 @@
-{{/* Chart name, truncated to 63 characters (DNS label). */}}
-{{- define "locust.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/* Full name: release-name + chart name, unless overridden. */}}
-{{- define "locust.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name (include "locust.name" .) | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-
-{{/* Selector labels: immutable, so only name and instance. */}}
-{{- define "locust.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "locust.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{/* Standard labels. */}}
-{{- define "locust.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "locust.selectorLabels" . }}
-app.kubernetes.io/version: {{ default .Chart.AppVersion .Values.image.tag | quote }}
-app.kubernetes.io/part-of: readmit
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-{{- end }}
-
-{{/* registry/repository:tag (tag default: appVersion), or @digest when one is given. */}}
-{{- define "locust.image" -}}
-{{- $repo := printf "%s/%s" .Values.image.registry .Values.image.repository }}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" $repo .Values.image.digest }}
-{{- else }}
-{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) }}
-{{- end }}
-{{- end }}
-
 {{/* Master or worker pods: the selector adds the role. */}}
 {{- define "locust.roleSelectorLabels" -}}
-{{ include "locust.selectorLabels" .ctx }}
+{{ include "common.selectorLabels" .ctx }}
 app.kubernetes.io/component: {{ .role }}
 {{- end }}
 
@@ -48,15 +9,10 @@ app.kubernetes.io/component: {{ .role }}
 {{- $v := .ctx.Values -}}
 automountServiceAccountToken: false
 securityContext:
-  runAsNonRoot: true
-  runAsUser: 10001
-  runAsGroup: 10001
-  fsGroup: 10001
-  seccompProfile:
-    type: RuntimeDefault
+  {{- include "common.podSecurityContext" . | nindent 2 }}
 containers:
   - name: {{ .role }}
-    image: {{ include "locust.image" .ctx | quote }}
+    image: {{ include "common.image" .ctx | quote }}
     imagePullPolicy: {{ $v.image.pullPolicy }}
     command: [locust, -f, {{ if $v.locustfile }}/mnt/locustfile/locustfile.py{{ else }}/src/locustfile.py{{ end }}]
     args:
@@ -71,16 +27,12 @@ containers:
       - name: READMIT_LOCUST_WAIT_MAX_S
         value: {{ $v.load.waitMaxSeconds | quote }}
       - name: READMIT_LOCUST_METRICS_PORT
-        value: "9646"
+        value: {{ include "common.port" "locust-metrics" | quote }}
       {{- if $v.data.existingClaim }}
       - name: READMIT_DATA
         value: /data/{{ $v.data.path }}
       {{- end }}
-      {{- if $v.global.apiKeys.enabled }}
-      # The key as a file from the mounted Secret, not an environment variable.
-      - name: READMIT_API_KEY_FILE
-        value: /var/run/secrets/readmit/api-key
-      {{- end }}
+      {{- include "common.apiKeyEnv" (dict "ctx" .ctx "env" "READMIT_API_KEY_FILE") | nindent 6 }}
     {{- with .ports }}
     ports:
       {{- toYaml . | nindent 6 }}
@@ -91,10 +43,7 @@ containers:
     resources:
       {{- toYaml (index $v.resources .role) | nindent 6 }}
     securityContext:
-      allowPrivilegeEscalation: false
-      readOnlyRootFilesystem: true
-      capabilities:
-        drop: [ALL]
+      {{- include "common.containerSecurityContext" . | nindent 6 }}
     volumeMounts:
       - name: tmp
         mountPath: /tmp
@@ -108,18 +57,14 @@ containers:
         mountPath: /data
         readOnly: true
       {{- end }}
-      {{- if $v.global.apiKeys.enabled }}
-      - name: api-key
-        mountPath: /var/run/secrets/readmit
-        readOnly: true
-      {{- end }}
+      {{- include "common.apiKeyVolumeMount" .ctx | nindent 6 }}
 volumes:
   - name: tmp
     emptyDir: {}
   {{- if $v.locustfile }}
   - name: locustfile
     configMap:
-      name: {{ include "locust.fullname" .ctx }}-locustfile
+      name: {{ include "common.fullname" .ctx }}-locustfile
   {{- end }}
   {{- if $v.data.existingClaim }}
   - name: data
@@ -127,11 +72,5 @@ volumes:
       claimName: {{ $v.data.existingClaim }}
       readOnly: true
   {{- end }}
-  {{- if $v.global.apiKeys.enabled }}
-  - name: api-key
-    secret:
-      secretName: {{ $v.global.apiKeys.existingSecret | default (printf "%s-api-keys" .ctx.Release.Name) }}
-      items: [{key: {{ $v.global.apiKeys.secretKey }}, path: api-key}]
-      defaultMode: 0440
-  {{- end }}
+  {{- include "common.apiKeyVolume" .ctx | nindent 2 }}
 {{- end }}

@@ -1,0 +1,25 @@
+{{/*
+Names. Every object of a component is named <release>-<chart>, and so is its Service: the other
+components find it by that name (there is no nameOverride/fullnameOverride, which a sibling
+chart could not see).
+*/}}
+
+{{/* The chart's name: the component it deploys (api, ui, locust, mlflow) or readmit. */}}
+{{- define "common.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Any component's name in this release. Call with (dict "ctx" $ "chart" "api"). */}}
+{{- define "common.nameOf" -}}
+{{- printf "%s-%s" .ctx.Release.Name .chart | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* This chart's objects' name. */}}
+{{- define "common.fullname" -}}
+{{- include "common.nameOf" (dict "ctx" . "chart" .Chart.Name) }}
+{{- end }}
+
+{{/* The Secret holding the API key: an existing one, or the one the umbrella generates. */}}
+{{- define "common.apiKeySecretName" -}}
+{{- .Values.global.apiKeys.existingSecret | default (printf "%s-api-keys" .Release.Name) }}
+{{- end }}

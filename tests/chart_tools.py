@@ -1,0 +1,66 @@
+"""What the chart tests share: the tools, the values files, rendering, and a subchart on its own."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / ".tools"
+HELM = TOOLS / "bin" / "helm"
+HELM_UNITTEST = TOOLS / "bin" / "helm-unittest"
+SCAN = TOOLS / "scan" / "bin"
+KUBE_VERSIONS = ("1.25.0", "1.35.0")  # the oldest and newest Kubernetes the chart supports
+SUBCHARTS = ("api", "ui", "locust", "mlflow")
+# The environments; e2e.yaml is an overlay on the lab for the e2e tests, images.generated.yaml
+# the digests scripts/build-images.sh records.
+VALUES = (
+    "default",
+    *sorted(
+        p.stem
+        for p in (ROOT / "values").glob("*.yaml")
+        if p.stem not in ("e2e", "images.generated")
+    ),
+)
+
+
+def run(*args: str | Path, cwd: Path = ROOT) -> str:
+    out = subprocess.run([str(a) for a in args], capture_output=True, text=True, check=False,
+                         cwd=cwd)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+@cache
+def _render(chart: Path, values: str, kube: str, release: str, *sets: str) -> tuple[dict, ...]:
+    args: list[str | Path] = [HELM, "template", release, chart, "-n", "readmit",
+                              "--kube-version", kube]  # fmt: skip
+    if values != "default":
+        args += ["-f", ROOT / "values" / f"{values}.yaml"]
+    for s in sets:
+        args += ["--set", s]
+    return tuple(d for d in yaml.safe_load_all(run(*args)) if d)
+
+
+def render(chart: Path, values: str, kube: str = KUBE_VERSIONS[0], *sets: str,
+           release: str = "readmit") -> list[dict[str, Any]]:  # fmt: skip
+    return list(_render(chart, values, kube, release, *sets))
+
+
+def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
+    return [(d["metadata"]["name"], d["spec"]["template"]) for d in docs
+            if d["kind"] in ("Deployment", "Job")]  # fmt: skip
+
+
+def standalone(sub: str, dst: Path) -> Path:
+    """A subchart as a user lints it on its own: with its library in its charts/ directory, where
+    `helm dependency build charts/SUB` puts it (as a tgz; the directory is the same chart)."""
+    chart = dst / sub
+    shutil.copytree(ROOT / "charts" / sub, chart, ignore=shutil.ignore_patterns("charts"))
+    shutil.copytree(ROOT / "charts" / "common", chart / "charts" / "common")
+    return chart

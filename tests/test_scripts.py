@@ -1,0 +1,44 @@
+"""The deploy and image scripts, dry-run: they run what the README says and build every image
+the chart deploys."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from chart_tools import ROOT, VALUES, pod_specs, render, run
+
+
+def dry_run(script: str, *args: str) -> list[str]:
+    out = run("bash", ROOT / "scripts" / script, *args, cwd=ROOT)
+    return [line.removeprefix("+ ") for line in out.splitlines() if line.startswith("+ ")]
+
+
+def test_deploy_script_runs_what_the_readme_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRY_RUN", "1")
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- deploy.sh lab -->\n```bash\n", 1)[1].split("```", 1)[0]
+    assert dry_run("deploy.sh", "lab") == block.strip().splitlines()
+    production = dry_run("deploy.sh", "production")
+    addons = "dns registry hostpath-storage observability metrics-server"
+    assert f"microk8s enable {addons}" in production
+    assert production[-1].endswith("--values values/production.yaml --wait --timeout 15m")
+
+
+def test_build_images_builds_every_image_the_chart_deploys(
+    chart: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRY_RUN", "1")
+    monkeypatch.setenv("DOCKER", "docker")
+    commands = dry_run("build-images.sh")
+    pushed = {c.split()[-1] for c in commands if c.startswith("docker push")}
+    deployed = {c["image"] for values in VALUES for _, t in pod_specs(render(chart, values))
+                for c in t["spec"]["containers"]}  # fmt: skip
+    assert deployed <= pushed
+    # one image per final target of the one Dockerfile, each built from that target
+    dockerfile = (ROOT / "services/Dockerfile").read_text()
+    stages = set(re.findall(r"^FROM \S+ AS (\w+)$", dockerfile, re.M))
+    targets = stages - {"deps", "build", "runtime"}
+    built = {re.search(r"--target (\w+)", c)[1] for c in commands if c.startswith("docker build")}
+    assert built == targets == {"api", "ui", "locust", "trainer"}
