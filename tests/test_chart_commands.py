@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,22 +17,23 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from chart_tools import HELM, standalone
 from conftest import require
 from servers import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
-HELM = ROOT / ".tools" / "bin" / "helm"
 VENV_BIN = Path(sys.executable).parent
 SERVICE = "http://readmit-mlflow:5000"  # what the chart's Job calls the server
 
 
 def rendered_pod(template: str, *sets: str, chart: str = "mlflow") -> dict:
     require(HELM.exists(), "helm is not built: run `make tools`")
-    args = [str(HELM), "template", "readmit", str(ROOT / "charts" / chart), "-n", "lab",
-            "--kube-version", "1.35.0", "--show-only", f"templates/{template}"]  # fmt: skip
-    for s in sets:
-        args += ["--set", s]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [str(HELM), "template", "readmit", str(standalone(chart, Path(tmp))), "-n", "lab",
+                "--kube-version", "1.35.0", "--show-only", f"templates/{template}"]  # fmt: skip
+        for s in sets:
+            args += ["--set", s]
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     return yaml.safe_load(out)["spec"]["template"]["spec"]
 
 

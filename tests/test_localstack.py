@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,11 +19,11 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from chart_tools import HELM, standalone
 from conftest import require
 from servers import API_BIN, free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
-HELM = ROOT / ".tools" / "bin" / "helm"
 ARTIFACTS = ROOT / "test-artifacts"
 PORT_VARS = ("MLFLOW_PORT", "READMIT_API_PORT", "READMIT_UI_PORT", "LOCUST_WEB_PORT",
              "PROMETHEUS_PORT", "LOCUST_METRICS_PORT", "LOADTEST_METRICS_PORT")  # fmt: skip
@@ -34,11 +35,13 @@ RATE_INTERVAL = "1m"  # what Grafana's $__rate_interval becomes at a 5 s scrape 
 def chart_alert_rules() -> tuple[dict, ...]:
     """The alert rules as the chart renders them (release "readmit", as the local stack's jobs);
     rendered once, looked up by several tests."""
-    rendered = subprocess.run(
-        [HELM, "template", "readmit", ROOT / "charts/api", "--kube-version", "1.35.0",
-         "--show-only", "templates/prometheusrule.yaml", "--set", "prometheusRule.enabled=true"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = standalone("api", Path(tmp))
+        rendered = subprocess.run(
+            [HELM, "template", "readmit", chart, "--kube-version", "1.35.0", "--show-only",
+             "templates/prometheusrule.yaml", "--set", "prometheusRule.enabled=true"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
     return tuple(yaml.safe_load(rendered)["spec"]["groups"][0]["rules"])
 
 
