@@ -83,7 +83,7 @@ test-fast: install tools
 # A subchart on its own (helm lint/template charts/api) needs its library, charts/common, in its
 # charts/ (the umbrella has it already).
 chart-deps: $(TOOLS)/helm
-	for c in api ui locust mlflow; do $(TOOLS)/helm dependency build charts/$$c; done
+	for c in api ui locust mlflow; do $(TOOLS)/helm dependency update --skip-refresh charts/$$c; done
 
 # Helm renders the chart's alert rules for the local Prometheus.
 up: install $(TOOLS)/helm

@@ -111,9 +111,10 @@ def alert_rules() -> dict:
 
     if not HELM.exists():
         sys.exit(f"prometheus: alert rules are rendered by Helm; {HELM} is missing: make tools")
-    # The api chart alone needs its library (charts/common) in its charts/: offline, idempotent.
-    subprocess.run([str(HELM), "dependency", "build", str(ROOT / "charts/api")],
-                   capture_output=True, text=True, check=True)  # fmt: skip
+    # The api chart alone needs its library (charts/common) in its charts/; update (not build)
+    # also rewrites a stale Chart.lock; --skip-refresh keeps it offline.
+    library = [str(HELM), "dependency", "update", "--skip-refresh", str(ROOT / "charts/api")]
+    subprocess.run(library, capture_output=True, text=True, check=True)
     rendered = subprocess.run(
         [str(HELM), "template", "readmit", str(ROOT / "charts/api"), "--kube-version", "1.35.0",
          "--show-only", "templates/prometheusrule.yaml", "--set", "prometheusRule.enabled=true"],
