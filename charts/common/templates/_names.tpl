@@ -4,11 +4,6 @@ components find it by that name (there is no nameOverride/fullnameOverride, whic
 chart could not see).
 */}}
 
-{{/* The chart's name: the component it deploys (api, ui, locust, mlflow) or readmit. */}}
-{{- define "common.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
 {{/* Any component's name in this release. Call with (dict "ctx" $ "chart" "api"). */}}
 {{- define "common.nameOf" -}}
 {{- printf "%s-%s" .ctx.Release.Name .chart | trunc 63 | trimSuffix "-" }}
