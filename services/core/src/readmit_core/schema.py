@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = "1"
+# 2: payer_code and weight added; the models carry fitted ICD-9 readmission rates.
+SCHEMA_VERSION = "2"
 
 
 class Kind(StrEnum):
@@ -166,6 +167,18 @@ MEDICAL_SPECIALTIES = (
     "SurgicalSpecialty", "Urology",
 )  # fmt: skip
 
+# The payer as the data set codes it. Strack et al. name Medicare, Blue Cross/Blue Shield and
+# self-pay among the payers but publish no table of the codes, so none is given a name here.
+PAYER_CODES = (
+    "BC", "CH", "CM", "CP", "DM", "FR", "HM", "MC", "MD", "MP", "OG", "OT", "PO", "SI", "SP",
+    "UN", "WC",
+)  # fmt: skip
+# Body weight in pounds, bracketed as the data set records it (for 3 % of the encounters).
+WEIGHT_BRACKETS = (
+    "[0-25)", "[25-50)", "[50-75)", "[75-100)", "[100-125)", "[125-150)", "[150-175)",
+    "[175-200)", ">200",
+)  # fmt: skip
+
 # The 23 diabetes medications: whether the drug was prescribed and how its dose changed.
 MEDICATIONS = (
     "metformin", "repaglinide", "nateglinide", "chlorpropamide", "glimepiride", "acetohexamide",
@@ -210,6 +223,14 @@ FIELDS: tuple[Field, ...] = (
     Field("age", Kind.CATEGORY, Group.PATIENT, "Age bracket", "Age in 10-year brackets.",
           "[70-80)", choices=AGE_BRACKETS,
           choice_labels={a: f"{a[1:-1]} years" for a in AGE_BRACKETS}),
+    Field("weight", Kind.CATEGORY, Group.PATIENT, "Weight (lb)",
+          "Body weight in pounds, in the data set's 25-lb brackets (rarely recorded).", None,
+          choices=WEIGHT_BRACKETS, choice_labels={w: f"{w[1:-1]} lb" if w[0] == "[" else
+                                                  "over 200 lb" for w in WEIGHT_BRACKETS},
+          nullable=True),
+    Field("payer_code", Kind.CATEGORY, Group.PATIENT, "Payer code",
+          "The payer (insurance) as the hospital coded it; the codes are not published.", "MC",
+          choices=PAYER_CODES, nullable=True),
     Field("admission_type_id", Kind.CATEGORY, Group.ADMISSION, "Admission type",
           "How the patient was admitted.", 1, choices=tuple(ADMISSION_TYPES),
           choice_labels=ADMISSION_TYPES),
