@@ -201,6 +201,13 @@ def example() -> dict[str, Any]:
     return example_encounter()
 
 
+def flat_rates(prior: float = 0.1) -> Any:
+    """Diagnosis rates that know no code: every rate is the prior (for models made by hand)."""
+    from readmit_core.diagnosis_rates import TABLES, DiagnosisRates
+
+    return DiagnosisRates(prior, {name: {} for name in TABLES})
+
+
 def use_mlflow(uri: str) -> None:
     """Point this process's MLflow client (tracking and registry: both are global) at ``uri``."""
     import mlflow

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pytest
+from conftest import flat_rates
 from fastapi.testclient import TestClient
 
 from readmit_api.app import create_app
@@ -24,12 +25,13 @@ from readmit_core.scorers import BoosterScorer
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(1)
-    x = encode_records([example_encounter()] * 400)
+    rates = flat_rates()
+    x = encode_records([example_encounter()] * 400, rates)
     x[:, FEATURE_NAMES.index("number_inpatient")] = rng.integers(0, 6, 400)
     y = (x[:, FEATURE_NAMES.index("number_inpatient")] + rng.normal(size=400) > 3).astype(int)
     booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4,
                          "min_data_in_leaf": 5}, lgb.Dataset(x, y), 10)  # fmt: skip
-    model = ReadmissionModel(BoosterScorer(booster.model_to_string()), 0.5, "lightgbm",
+    model = ReadmissionModel(BoosterScorer(booster.model_to_string()), 0.5, "lightgbm", rates,
                              info={"drift_baseline": None})  # fmt: skip
     directory = tmp_path_factory.mktemp("model")
     artifact.save(model, directory)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import flat_rates
 
 from readmit_core import artifact
 from readmit_core.features import CATEGORY_SIZES, FEATURE_NAMES, NUMERIC_FEATURES
@@ -41,7 +42,7 @@ def linear_model() -> ReadmissionModel:
     n = len(NUMERIC_FEATURES)
     scorer = LinearScorer([0.0] * n, [0.0] * n, [1.0] * n, [0.01] * n,
                           [[0.1] * (size + 1) for size in CATEGORY_SIZES], -2.0)  # fmt: skip
-    return ReadmissionModel(scorer, 0.2, "logistic_regression", info={"rows": 3})
+    return ReadmissionModel(scorer, 0.2, "logistic_regression", flat_rates(), info={"rows": 3})
 
 
 def test_a_saved_model_loads_back_as_it_was(tmp_path: Path) -> None:
@@ -71,6 +72,9 @@ def test_the_pickled_format_is_refused_and_never_unpickled(tmp_path: Path) -> No
     ("change", "reason"),
     [
         (lambda m: m.update(format="readmit-model/0"), "format"),
+        (lambda m: m.update(format="readmit-model/1"), "register it again"),  # no rates in it
+        (lambda m: m["diagnosis_rates"]["tables"].pop("anywhere"), "diagnosis rates must"),
+        (lambda m: m.pop("diagnosis_rates"), "does not describe a model"),
         (lambda m: m["scorer"].update(kind="pickle"), "unknown scorer kind"),
         (lambda m: m["scorer"].update(files=["../../etc/passwd"]), "bad file name"),
         (lambda m: m["scorer"]["params"].update(intercept="os.system"), "bad linear parameters"),

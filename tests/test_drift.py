@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import flat_rates
 
 from readmit_core.drift import INPUTS, MISSING, bin_rows, psi, shares, valid_baseline
 from readmit_core.features import encode_records
@@ -15,7 +16,7 @@ from readmit_core.schema import example_encounter
 def test_bins_follow_the_encounters_values() -> None:
     old = {**example_encounter(), "age": "[90-100)", "number_inpatient": 7, "diag_1": None,
            "admission_type_id": None, "A1Cresult": ">8"}  # fmt: skip
-    (row,) = bin_rows(encode_records([old]))
+    (row,) = bin_rows(encode_records([old], flat_rates()))
     labels = {spec.name: spec.labels[b] for spec, b in zip(INPUTS, row, strict=True)}
     assert labels == {"age": "[90-100)", "admission_type": MISSING, "prior_inpatient": "3+",
                       "a1c_result": ">8", "primary_diagnosis": MISSING}  # fmt: skip
@@ -30,7 +31,7 @@ def test_psi() -> None:
 
 
 def test_shares_and_the_baseline_check() -> None:
-    bins = bin_rows(encode_records([example_encounter()] * 3))
+    bins = bin_rows(encode_records([example_encounter()] * 3, flat_rates()))
     table = shares(bins)
     assert all(sum(v) == pytest.approx(1.0) for v in table.values())
     assert valid_baseline({"flagged_share": 0.2, "shares": table}) is not None

@@ -11,11 +11,13 @@ import pytest
 from conftest import use_mlflow
 
 from readmit_core.data import to_records
+from readmit_core.diagnosis_rates import DiagnosisRates
 from readmit_core.encounter import Encounter, encounter_record
 from readmit_core.features import (
     CATEGORICAL_FEATURES,
     DIAGNOSIS_GROUPS,
     FEATURE_NAMES,
+    diagnosis_codes,
     encode_frame,
     encode_records,
     icd9_features,
@@ -54,27 +56,33 @@ def test_icd9_values() -> None:
     assert all(math.isnan(v) for v in icd9_features(None))
 
 
+def fitted_rates(frame: pd.DataFrame) -> DiagnosisRates:
+    return DiagnosisRates.fit(diagnosis_codes(frame), frame["target"].to_numpy())
+
+
 def test_fast_encoding_equals_pandas_encoding(encounters) -> None:
     rows = encounters.sample(1000, random_state=0)
+    rates = fitted_rates(encounters.sample(5000, random_state=1))  # some codes unseen by them
     records = [encounter_record(Encounter.model_validate(r)) for r in to_records(rows)]
-    fast, slow = encode_records(records), encode_frame(rows)
+    fast, slow = encode_records(records, rates), encode_frame(rows, rates)
     assert fast.shape == slow.shape == (1000, len(FEATURE_NAMES))
     assert np.array_equal(fast, slow, equal_nan=True)
     # from records turned back into a frame (None for missing), as pyfunc receives them
-    assert np.array_equal(encode_frame(pd.DataFrame(records)), fast, equal_nan=True)
+    assert np.array_equal(encode_frame(pd.DataFrame(records), rates), fast, equal_nan=True)
 
 
 def test_missing_values_encode_as_nan_not_as_a_category(encounters) -> None:
     record = {**to_records(encounters.iloc[1:2])[0], "race": None, "diag_2": None}
-    row = dict(zip(FEATURE_NAMES, encode_records([record])[0], strict=True))
+    rates = fitted_rates(encounters.head(2000))
+    row = dict(zip(FEATURE_NAMES, encode_records([record], rates)[0], strict=True))
+    assert row["diag_2_code_rate"] == rates.tables["diag_2_code"]["?"]  # missing has its rate
     assert math.isnan(row["race"])
     assert math.isnan(row["diag_2_value"])
     assert math.isnan(row["diag_2_group"])
-    assert all(
-        not math.isnan(row[c])
-        for c in CATEGORICAL_FEATURES
-        if c not in ("race", "diag_2_group", "medical_specialty")
-    )
+    # a category is NaN exactly when the encounter leaves it out (weight, mostly)
+    for c in CATEGORICAL_FEATURES:
+        if c in record:
+            assert math.isnan(row[c]) == (record[c] is None), c
 
 
 def test_registered_model_fast_path_equals_pyfunc_pandas_path(
@@ -109,14 +117,15 @@ def test_saved_scorers_give_the_fitted_estimators_numbers(encounters, tmp_path: 
     from readmit_trainer.export import to_scorer
 
     rows = encounters.sample(4000, random_state=2)
-    X, y = encode_frame(rows), rows["target"].to_numpy()
+    rates = fitted_rates(rows.iloc[:3000])
+    X, y = encode_frame(rows, rates), rows["target"].to_numpy()
     for fit in (lightgbm, logistic_regression):
         fitted = fit(X[:3000], y[:3000], X[3000:], y[3000:], 0)
         expected = fitted.estimator.predict_proba(X)[:, 1]
         model = ReadmissionModel(to_scorer(fitted.algorithm, fitted.estimator), 0.2,
-                                 fitted.algorithm)  # fmt: skip
+                                 fitted.algorithm, rates)  # fmt: skip
         np.testing.assert_allclose(model.predict_proba(X), expected, rtol=0, atol=1e-12)
         artifact.save(model, tmp_path / fitted.algorithm)
         loaded = artifact.load(tmp_path / fitted.algorithm)
-        np.testing.assert_allclose(loaded.predict_proba(X), expected, rtol=0, atol=1e-12)
-        assert (loaded.threshold, loaded.algorithm) == (0.2, fitted.algorithm)
+        np.testing.assert_allclose(loaded.predict_frame(rows), expected, rtol=0, atol=1e-12)
+        assert (loaded.threshold, loaded.algorithm, loaded.rates) == (0.2, fitted.algorithm, rates)

@@ -21,22 +21,22 @@ import numpy as np
 
 from readmit_api import metrics
 
-Result = tuple[np.ndarray, object]
-
 
 class MicroBatcher:
-    def __init__(self, predict: Callable[[np.ndarray], Result], max_rows: int = 1024) -> None:
-        """``predict(rows) -> (risks, tag)``; the tag (the model used) goes back with results."""
+    def __init__(self, predict: Callable[[np.ndarray, object], np.ndarray],
+                 max_rows: int = 1024) -> None:  # fmt: skip
+        """``predict(rows, model) -> risks``. Rows are scored by the model they were encoded
+        for (the encoding is the model's own): a swap mid-turn splits the call in two."""
         self._predict = predict
         self._max_rows = max_rows
-        self._pending: list[tuple[np.ndarray, asyncio.Future[Result]]] = []
+        self._pending: list[tuple[np.ndarray, object, asyncio.Future[np.ndarray]]] = []
         self._rows = 0
         self._scheduled = False
 
-    async def predict(self, rows: np.ndarray) -> Result:
+    async def predict(self, rows: np.ndarray, model: object) -> np.ndarray:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
-        self._pending.append((rows, future))
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        self._pending.append((rows, model, future))
         self._rows += len(rows)
         if self._rows >= self._max_rows:
             self._flush()
@@ -48,12 +48,18 @@ class MicroBatcher:
     def _flush(self) -> None:
         self._scheduled = False
         jobs, self._pending, self._rows = self._pending, [], 0
-        if not jobs:
-            return
+        by_model: dict[int, tuple[object, list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]]] = {}
+        for rows, model, future in jobs:  # by identity: a model object is one loaded version
+            by_model.setdefault(id(model), (model, []))[1].append((rows, future))
+        for model, group in by_model.values():
+            self._call(model, group)
+
+    def _call(self, model: object, jobs: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]
+              ) -> None:  # fmt: skip
         rows = jobs[0][0] if len(jobs) == 1 else np.concatenate([r for r, _ in jobs])
         started = time.perf_counter()
         try:
-            risks, tag = self._predict(rows)
+            risks = self._predict(rows, model)
         except Exception as exc:  # delivered to every request of this call
             for _, future in jobs:
                 if not future.done():
@@ -64,5 +70,5 @@ class MicroBatcher:
         offset = 0
         for part, future in jobs:
             if not future.done():  # a client that went away cancelled its future
-                future.set_result((risks[offset : offset + len(part)], tag))
+                future.set_result(risks[offset : offset + len(part)])
             offset += len(part)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from pydantic import ValidationError
 
 from readmit_api import metrics
@@ -16,7 +15,6 @@ from readmit_api.model_store import LoadedModel, ModelStore
 from readmit_core.drift import bin_rows
 from readmit_core.encounter import Encounter, encounter_record
 from readmit_core.explain import explain
-from readmit_core.features import encode_records
 
 RETRY_AFTER_S = "5"
 
@@ -28,11 +26,7 @@ class Predictor:
         self.max_batch = max_batch
         self.high_risk = high_risk
         self.drift = drift
-        self.batcher = MicroBatcher(self._score)
-
-    def _score(self, rows: np.ndarray) -> tuple[np.ndarray, LoadedModel]:
-        loaded = self.require_model()  # one model for the whole micro-batch, even mid-swap
-        return loaded.model.predict_proba(rows), loaded
+        self.batcher = MicroBatcher(lambda rows, loaded: loaded.model.predict_proba(rows))
 
     def require_model(self) -> LoadedModel:
         loaded = self.store.current
@@ -42,14 +36,13 @@ class Predictor:
 
     async def one(self, body: bytes, explain_top: int = 0) -> dict[str, Any]:
         """``explain_top`` > 0 adds that many factors (readmit_core.explain)."""
-        self.require_model()
+        loaded = self.require_model()  # this request's model, even if another is loaded meanwhile
         try:
             record = encounter_record(Encounter.model_validate_json(body))
         except ValidationError as exc:
             raise invalid_body(exc) from None
-        rows = encode_records([record])
-        risks, loaded = await self.batcher.predict(rows)
-        assert isinstance(loaded, LoadedModel)
+        rows = loaded.model.encode_records([record])
+        risks = await self.batcher.predict(rows, loaded)
         self.drift.observe(bin_rows(rows), risks >= loaded.model.threshold)
         result = self._risk(float(risks[0]), loaded.model.threshold)
         if explain_top:
@@ -57,7 +50,7 @@ class Predictor:
         return {**result, "threshold": loaded.model.threshold, "model": loaded.ref()}
 
     async def many(self, body: bytes, explain_top: int = 0) -> dict[str, Any]:
-        self.require_model()
+        loaded = self.require_model()
         try:
             request = BatchRequest.model_validate_json(body)
         except ValidationError as exc:
@@ -66,9 +59,8 @@ class Predictor:
         if n > self.max_batch:
             raise ApiError(413, f"{n} encounters: a batch holds at most {self.max_batch}")
         records = [encounter_record(e) for e in request.encounters]
-        rows = encode_records(records)
-        risks, loaded = await self.batcher.predict(rows)
-        assert isinstance(loaded, LoadedModel)
+        rows = loaded.model.encode_records(records)
+        risks = await self.batcher.predict(rows, loaded)
         t = loaded.model.threshold
         self.drift.observe(bin_rows(rows), risks >= t)
         predictions = [self._risk(float(r), t) for r in risks]

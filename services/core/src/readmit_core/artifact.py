@@ -13,10 +13,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from readmit_core.diagnosis_rates import DiagnosisRates, RatesError
 from readmit_core.model import ReadmissionModel
 from readmit_core.scorers import SCORERS, ScorerError
 
-FORMAT = "readmit-model/1"
+# 2: the diagnosis rates (the encoding's fitted part) joined the manifest.
+FORMAT = "readmit-model/2"
 MANIFEST = "readmit_model.json"
 # Where the manifest sits in an MLflow model directory (the pyfunc's "readmit" artifact).
 MLFLOW_SUBDIR = Path("artifacts") / "readmit"
@@ -39,6 +41,7 @@ def save(model: ReadmissionModel, directory: Path) -> Path:
         "threshold": model.threshold,
         "schema_version": model.schema_version,
         "feature_names": list(model.feature_names),
+        "diagnosis_rates": model.rates.to_data(),
         "info": model.info,
         "scorer": {"kind": model.scorer.kind, "params": params, "files": sorted(files)},
     }
@@ -72,7 +75,9 @@ def load(directory: Path) -> ReadmissionModel:
     except ValueError as exc:
         raise ArtifactError(f"{MANIFEST} is not JSON: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{MANIFEST} is not in the {FORMAT} format")
+        said = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ArtifactError(f"{MANIFEST} is not in the {FORMAT} format (it says {said!r}): "
+                            "register it again with this version's trainer")  # fmt: skip
     try:
         scorer_spec = manifest["scorer"]
         kind, params, names = scorer_spec["kind"], scorer_spec["params"], scorer_spec["files"]
@@ -81,11 +86,12 @@ def load(directory: Path) -> ReadmissionModel:
             scorer=_scorer(kind, params, names, path.parent),
             threshold=threshold,
             algorithm=str(manifest["algorithm"]),
+            rates=DiagnosisRates.from_data(manifest["diagnosis_rates"]),
             feature_names=tuple(manifest["feature_names"]),
             schema_version=str(manifest["schema_version"]),
             info=dict(manifest.get("info") or {}),
         )
-    except (KeyError, TypeError, ScorerError) as exc:
+    except (KeyError, TypeError, ScorerError, RatesError) as exc:
         raise ArtifactError(f"{MANIFEST} does not describe a model: {exc}") from None
     if not 0.0 < threshold < 1.0:  # NaN fails it too
         raise ArtifactError(f"threshold {threshold} is not a probability")

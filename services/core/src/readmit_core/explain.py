@@ -1,8 +1,8 @@
 """Why a risk: the model's log-odds split into the encounter's fields ("factors").
 
 Each scorer gives every feature's share of the log-odds (``Scorer.contributions``); features made
-from one field count as that field (the ICD-9 value and diagnosis group of ``diag_1`` are both
-"Diagnosis 1 (ICD-9)"), features made from several are factors of their own
+from one field count as that field (the ICD-9 value, diagnosis group and readmission rates of
+``diag_1`` are all "Diagnosis 1 (ICD-9)"), features made from several are factors of their own
 (``features.DERIVED_FACTORS``). The base value plus every factor equals the log-odds.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from readmit_core.diagnosis_rates import RATE_FEATURES
 from readmit_core.features import DERIVED_FACTORS, FEATURE_FACTORS, FEATURE_NAMES
 from readmit_core.model import ReadmissionModel
 from readmit_core.schema import FIELDS_BY_NAME
@@ -20,12 +21,20 @@ from readmit_core.schema import FIELDS_BY_NAME
 FACTORS: tuple[str, ...] = tuple(dict.fromkeys(FEATURE_FACTORS))
 # features x factors: 1 where a feature belongs to a factor.
 _GROUPING = np.array([[float(f == factor) for factor in FACTORS] for f in FEATURE_FACTORS])
-# A derived factor's value is its feature's (no single field holds it).
-_DERIVED_COLUMNS = {name: FEATURE_NAMES.index(name) for name in DERIVED_FACTORS}
+# A derived factor shows one feature's value (no single field holds it).
+_DERIVED_COLUMNS = {
+    factor: FEATURE_NAMES.index(feature) for factor, (_, feature) in DERIVED_FACTORS.items()
+}
 
 
 def label(factor: str) -> str:
-    return DERIVED_FACTORS.get(factor) or FIELDS_BY_NAME[factor].label
+    derived = DERIVED_FACTORS.get(factor)
+    return derived[0] if derived else FIELDS_BY_NAME[factor].label
+
+
+def _shown(factor: str, value: float) -> str:
+    """A derived value as read: a rate in per cent, a count as is."""
+    return f"{value:.1%}" if DERIVED_FACTORS[factor][1] in RATE_FEATURES else f"{value:g}"
 
 
 def factor_contributions(model: ReadmissionModel, features: np.ndarray) -> tuple[float, np.ndarray]:
@@ -47,7 +56,7 @@ def explain(model: ReadmissionModel, features: np.ndarray,
             name = FACTORS[i]
             if name in _DERIVED_COLUMNS:
                 value: Any = float(row[_DERIVED_COLUMNS[name]])
-                shown = f"{value:g}"
+                shown = _shown(name, value)
             else:
                 value = record[name]
                 shown = FIELDS_BY_NAME[name].label_of(value) if value is not None else "missing"

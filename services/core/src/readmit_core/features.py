@@ -7,9 +7,10 @@ Two paths give identical numbers:
 * ``encode_frame`` — vectorised over a pandas DataFrame in the data set's format: what the
   trainer and MLflow's pyfunc ``predict`` run.
 
-Categories become their index in the schema's ``choices`` (missing -> NaN), so the encoding has no
-fitted state: it is fixed by the schema. ICD-9 codes become a numeric value plus the diagnosis
-group of Strack et al. (2014); treating the ~750 codes as categories overfits.
+Categories become their index in the schema's ``choices`` (missing -> NaN): fixed by the schema.
+ICD-9 codes become a numeric value, the diagnosis group of Strack et al. (2014) and readmission
+rates fitted on the training rows (``readmit_core.diagnosis_rates``, saved with the model): the
+one fitted part, so both paths take the model's ``DiagnosisRates``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from readmit_core.diagnosis_rates import ANYWHERE_FEATURES, DIAGNOSES, RATE_FEATURES
 from readmit_core.schema import AGE_BRACKETS, FIELDS, MEDICATIONS, Kind
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from readmit_core.diagnosis_rates import DiagnosisRates
 
 NAN = math.nan
 
@@ -42,7 +46,6 @@ _GROUP_RANGES = (
     ("genitourinary", 580, 629, 788),
     ("neoplasms", 140, 239, None),
 )
-_DIAGNOSES = ("diag_1", "diag_2", "diag_3")
 _CATEGORIES = tuple(f for f in FIELDS if f.kind is Kind.CATEGORY and f.name != "age")
 _COUNTS = tuple(f.name for f in FIELDS if f.kind is Kind.INTEGER)
 _VISITS = ("number_outpatient", "number_emergency", "number_inpatient")
@@ -53,32 +56,44 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "total_visits",  # outpatient + emergency + inpatient visits in the prior year
     "med_changes",  # medications whose dose went up or down
     "meds_prescribed",  # medications prescribed at all
-    *(f"{d}_value" for d in _DIAGNOSES),  # the ICD-9 code as a number (V +1000, E +2000)
+    *(f"{d}_value" for d in DIAGNOSES),  # the ICD-9 code as a number (V +1000, E +2000)
+    *RATE_FEATURES,  # fitted readmission rates of the codes
 )
 CATEGORICAL_FEATURES: tuple[str, ...] = (
     *(f.name for f in _CATEGORIES),
-    *(f"{d}_group" for d in _DIAGNOSES),
+    *(f"{d}_group" for d in DIAGNOSES),
 )
 FEATURE_NAMES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
-# Features made from several fields, as a clinician would name them (they explain as one factor).
-DERIVED_FACTORS: dict[str, str] = {
-    "total_visits": "Prior-year visits, all kinds",
-    "med_changes": "Medications changed in dose",
-    "meds_prescribed": "Diabetes medications prescribed",
+# Factors made from several fields, as a clinician would name them: (label, the feature whose
+# value the factor shows).
+DERIVED_FACTORS: dict[str, tuple[str, str]] = {
+    "total_visits": ("Prior-year visits, all kinds", "total_visits"),
+    "med_changes": ("Medications changed in dose", "med_changes"),
+    "meds_prescribed": ("Diabetes medications prescribed", "meds_prescribed"),
+    "diagnoses_together": ("Diagnoses' readmission rates (highest)", "diagnoses_rate_max"),
 }
-# The factor (schema field, or derived feature) each feature explains as: e.g. the ICD-9 value
-# and the diagnosis group of diag_1 are both "diag_1".
-FEATURE_FACTORS: tuple[str, ...] = tuple(
-    "age" if name == "age_years" else name.rsplit("_", 1)[0] if name.startswith("diag_") else name
-    for name in FEATURE_NAMES
-)
+
+
+def _factor(feature: str) -> str:
+    if feature == "age_years":
+        return "age"
+    if feature in ANYWHERE_FEATURES:
+        return "diagnoses_together"
+    if feature.startswith("diag_"):  # diag_1_value, diag_1_group, diag_1_code_rate...
+        return feature[: len("diag_1")]
+    return feature
+
+
+# The factor (schema field, or derived factor) each feature explains as: e.g. the ICD-9 value,
+# the diagnosis group and the rates of diag_1 are all "diag_1".
+FEATURE_FACTORS: tuple[str, ...] = tuple(_factor(name) for name in FEATURE_NAMES)
 CATEGORICAL_INDICES: tuple[int, ...] = tuple(
     FEATURE_NAMES.index(name) for name in CATEGORICAL_FEATURES
 )
 # How many codes each categorical feature can take (for one-hot encoders).
 CATEGORY_SIZES: tuple[int, ...] = (
     *(len(f.choices) for f in _CATEGORIES),
-    *(len(DIAGNOSIS_GROUPS),) * len(_DIAGNOSES),
+    *(len(DIAGNOSIS_GROUPS),) * len(DIAGNOSES),
 )
 
 _CODES: dict[str, dict[Any, float]] = {
@@ -110,10 +125,11 @@ def icd9_features(code: str | None) -> tuple[float, float]:
     return value, float(DIAGNOSIS_GROUPS.index(group))
 
 
-def encode_record(record: Mapping[str, Any]) -> list[float]:
+def encode_record(record: Mapping[str, Any], rates: DiagnosisRates) -> list[float]:
     """One validated record -> its feature row (in ``FEATURE_NAMES`` order)."""
     counts = [float(record[name]) for name in _COUNTS]
-    diagnoses = [icd9_features(record[d]) for d in _DIAGNOSES]
+    icd9 = [record[d] for d in DIAGNOSES]
+    diagnoses = [icd9_features(c) for c in icd9]
     doses = [record[m] for m in MEDICATIONS]
     return [
         *counts,
@@ -122,19 +138,25 @@ def encode_record(record: Mapping[str, Any]) -> list[float]:
         float(sum(d in _CHANGED for d in doses)),
         float(sum(d != "No" for d in doses)),
         *(value for value, _ in diagnoses),
+        *rates.row(icd9),
         *[codes[record[name]] for name, codes in _CATEGORY_LOOKUPS],
         *(group for _, group in diagnoses),
     ]
 
 
-def encode_records(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+def encode_records(records: Sequence[Mapping[str, Any]], rates: DiagnosisRates) -> np.ndarray:
     """Validated records -> the (n, n_features) float64 input matrix, no DataFrame involved."""
-    return np.array([encode_record(r) for r in records], dtype=np.float64).reshape(
+    return np.array([encode_record(r, rates) for r in records], dtype=np.float64).reshape(
         len(records), len(FEATURE_NAMES)
     )
 
 
-def encode_frame(frame: pd.DataFrame) -> np.ndarray:
+def diagnosis_codes(frame: pd.DataFrame) -> list[list[str | None]]:
+    """The frame's ICD-9 codes per diagnosis position (None for missing)."""
+    return [frame[d].astype(object).where(frame[d].notna(), None).tolist() for d in DIAGNOSES]
+
+
+def encode_frame(frame: pd.DataFrame, rates: DiagnosisRates) -> np.ndarray:
     """A DataFrame with the schema's columns (missing values as NaN/None) -> the input matrix."""
     import pandas as pd
 
@@ -147,9 +169,11 @@ def encode_frame(frame: pd.DataFrame) -> np.ndarray:
     doses = frame[list(MEDICATIONS)]
     out[:, column["med_changes"]] = doses.isin(_CHANGED).sum(axis=1).to_numpy(dtype=np.float64)
     out[:, column["meds_prescribed"]] = (doses != "No").sum(axis=1).to_numpy(dtype=np.float64)
-    for d in _DIAGNOSES:
-        codes = frame[d].astype(object).where(frame[d].notna(), None)
-        pairs = codes.map(icd9_features)
+    codes = diagnosis_codes(frame)
+    rate_columns = [column[name] for name in RATE_FEATURES]
+    out[:, rate_columns] = rates.rows(codes)
+    for d, column_codes in zip(DIAGNOSES, codes, strict=True):
+        pairs = [icd9_features(c) for c in column_codes]
         out[:, column[f"{d}_value"]] = np.fromiter((p[0] for p in pairs), np.float64, len(pairs))
         out[:, column[f"{d}_group"]] = np.fromiter((p[1] for p in pairs), np.float64, len(pairs))
     for f in _CATEGORIES:

@@ -21,10 +21,8 @@ class Fitted:
     val_roc_auc: float
 
 
-def logistic_regression(
-    X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, seed: int
-) -> Fitted:
-    """One-hot categories + scaled numbers -> L2 logistic regression; C picked on validation."""
+def _logistic_pipeline(c: float, seed: int) -> Any:
+    """One-hot categories + scaled numbers -> L2 logistic regression."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -34,28 +32,31 @@ def logistic_regression(
     numeric = list(range(len(NUMERIC_FEATURES)))
     # Codes are fixed by the schema, so the one-hot categories are too (missing -> -1).
     categories = [[-1.0, *map(float, range(n))] for n in CATEGORY_SIZES]
+    return make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+                (
+                    "cat",
+                    make_pipeline(
+                        SimpleImputer(strategy="constant", fill_value=-1.0),
+                        OneHotEncoder(categories=categories, handle_unknown="ignore"),
+                    ),
+                    list(CATEGORICAL_INDICES),
+                ),
+            ]
+        ),
+        LogisticRegression(C=c, max_iter=2000, random_state=seed),
+    )
+
+
+def logistic_regression(
+    X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, seed: int
+) -> Fitted:
+    """L2 logistic regression; C picked on validation."""
     best: Fitted | None = None
     for c in (0.01, 0.1, 1.0):
-        model = make_pipeline(
-            ColumnTransformer(
-                [
-                    (
-                        "num",
-                        make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-                        numeric,
-                    ),
-                    (
-                        "cat",
-                        make_pipeline(
-                            SimpleImputer(strategy="constant", fill_value=-1.0),
-                            OneHotEncoder(categories=categories, handle_unknown="ignore"),
-                        ),
-                        list(CATEGORICAL_INDICES),
-                    ),
-                ]
-            ),
-            LogisticRegression(C=c, max_iter=2000, random_state=seed),
-        )
+        model = _logistic_pipeline(c, seed)
         model.fit(X, y)
         auc = float(roc_auc_score(yv, model.predict_proba(Xv)[:, 1]))
         progress(f"logistic regression C={c}: validation ROC AUC {auc:.4f}")
@@ -91,6 +92,14 @@ LIGHTGBM_GRID: tuple[dict[str, Any], ...] = (
 )
 
 
+def _lightgbm_model(params: dict[str, Any], seed: int) -> Any:
+    import lightgbm as lgb
+
+    return lgb.LGBMClassifier(
+        random_state=seed, n_jobs=2, deterministic=True, force_col_wise=True, verbose=-1, **params
+    )
+
+
 def lightgbm(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, seed: int) -> Fitted:
     """Gradient-boosted trees with native categorical splits; rounds by early stopping."""
     import lightgbm as lgb
@@ -102,15 +111,7 @@ def lightgbm(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, seed:
         p = dict(params)
         p["min_child_samples"] = max(5, int(p["min_child_samples"] * scale))
         p["min_data_per_group"] = max(5, int(p["min_data_per_group"] * scale))
-        model = lgb.LGBMClassifier(
-            n_estimators=5000,
-            random_state=seed,
-            n_jobs=2,
-            deterministic=True,
-            force_col_wise=True,
-            verbose=-1,
-            **p,
-        )
+        model = _lightgbm_model({**p, "n_estimators": 5000}, seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # eval_set's deprecation notice in lightgbm 4.7
             model.fit(
@@ -131,6 +132,19 @@ def lightgbm(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, seed:
 
 
 CANDIDATES = {"logistic_regression": logistic_regression, "lightgbm": lightgbm}
+
+
+def refit(chosen: Fitted, X: np.ndarray, y: np.ndarray, fitted_rows: int, seed: int) -> Any:
+    """The chosen candidate's settings fitted again on more rows (training + validation): trees
+    get rounds in proportion to the rows (early stopping found the count for ``fitted_rows``)."""
+    if chosen.algorithm == "logistic_regression":
+        model = _logistic_pipeline(chosen.params["C"], seed)
+        model.fit(X, y)
+        return model
+    rounds = max(1, round(chosen.params["n_estimators"] * len(y) / fitted_rows))
+    model = _lightgbm_model({**chosen.params, "n_estimators": rounds}, seed)
+    model.fit(X, y, categorical_feature=list(CATEGORICAL_INDICES))
+    return model
 
 
 def select(names: list[str], X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray,

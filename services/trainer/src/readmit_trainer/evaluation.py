@@ -129,7 +129,13 @@ v{summary["schema_version"]}).
   encounters ending in death or hospice excluded; {summary["rows"]} encounters
   (train {summary["split"]["train"]}, validation {summary["split"]["validation"]},
   test {summary["split"]["test"]}), split by patient (no patient in two parts).
-- Selection: candidates tuned and compared on validation only; test scored once.
+- Selection: candidates tuned and compared on validation only, the threshold set there; the
+  pick then refit on train + validation (trees: rounds in proportion to the rows) and scored on
+  test once. Validation figures are the pick's before the refit; test figures the served
+  model's. A new version takes the serving alias only if it beats the holder on test.
+- Inputs: the encounter's fields, with ICD-9 codes also as readmission rates fitted on the
+  training rows (saved with the model); `payer_code` (insurance) is an input: check the risks'
+  calibration per payer before acting on them where payers differ from these hospitals'.
 
 | metric | validation | test |
 |---|---|---|

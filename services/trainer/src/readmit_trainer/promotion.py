@@ -10,7 +10,7 @@ class Champion:
     """The version holding the alias, as this run could judge it."""
 
     version: str
-    val_roc_auc: float | None  # on this run's validation set; None if it could not be scored
+    roc_auc: float | None  # on this run's test part; None if it could not be scored
     unservable: str | None = None  # why the api refuses its files (e.g. the old pickled format)
 
 
@@ -31,9 +31,9 @@ def decide(challenger_auc: float, champion: Champion | None, force: bool) -> Dec
     if champion.unservable is not None:
         return Decision(True, f"champion v{champion.version} cannot be served: "
                                f"{champion.unservable}")  # fmt: skip
-    if champion.val_roc_auc is None:
+    if champion.roc_auc is None:
         return Decision(False, f"challenger {challenger_auc:.4f} vs champion "
                                f"v{champion.version} unscorable")  # fmt: skip
-    better = challenger_auc > champion.val_roc_auc
+    better = challenger_auc > champion.roc_auc
     return Decision(better, f"challenger {challenger_auc:.4f} vs champion v{champion.version} "
-                            f"{champion.val_roc_auc:.4f}")  # fmt: skip
+                            f"{champion.roc_auc:.4f}")  # fmt: skip

@@ -97,10 +97,12 @@ def champion_version(client: MlflowClient, model_name: str, alias: str) -> str |
         return None
 
 
-def judge_champion(model_name: str, version_: str, Xv: np.ndarray, yv: np.ndarray) -> Champion:
-    """The current alias holder, scored on this run's validation set.
+def judge_champion(model_name: str, version_: str, encounters: pd.DataFrame,
+                   y: np.ndarray) -> Champion:  # fmt: skip
+    """The current alias holder, scored on this run's test part with its own encoding.
 
-    The split is a fixed hash of the patient, so the champion never trained on these patients.
+    The split is a fixed hash of the patient and every model is refit on training + validation,
+    so the test part is the one neither model trained on (nor fitted its rates on).
     Files the api would refuse make it unservable; any other failure only unscorable.
     """
     try:
@@ -111,7 +113,7 @@ def judge_champion(model_name: str, version_: str, Xv: np.ndarray, yv: np.ndarra
     except Exception as exc:  # e.g. the registry or its store failing: cannot compare
         progress(f"cannot score version {version_}: {exc}")
         return Champion(version_, None)
-    return Champion(version_, float(roc_auc_score(yv, champion.predict_proba(Xv))))
+    return Champion(version_, float(roc_auc_score(y, champion.predict_frame(encounters))))
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class Published:
 def publish(result: TrainResult, model_name: str, alias: str, force: bool,
             run_params: dict[str, Any]) -> Published:  # fmt: skip
     """Log the run (params, metrics, model card, plots), register the model, judge the alias
-    holder on this run's validation set and move the alias as ``promotion.decide`` says."""
+    holder on this run's test part and move the alias as ``promotion.decide`` says."""
     summary, model = result.summary, result.model
     client = MlflowClient()
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
@@ -156,13 +158,13 @@ def publish(result: TrainResult, model_name: str, alias: str, force: bool,
         version = log_and_register(model, model_name, result.example, files, out)
 
     holder = champion_version(client, model_name, alias)
-    challenger_auc = summary["validation"]["roc_auc"]
+    challenger_auc = summary["test"]["roc_auc"]
     champion = None
     if holder is not None and holder != version:
-        champion = judge_champion(model_name, holder, *result.validation)
+        champion = judge_champion(model_name, holder, *result.holdout)
     decision = decide(challenger_auc, champion, force)
     client.set_model_version_tag(model_name, version, "threshold", str(model.threshold))
-    client.set_model_version_tag(model_name, version, "val_roc_auc", f"{challenger_auc:.6f}")
+    client.set_model_version_tag(model_name, version, "test_roc_auc", f"{challenger_auc:.6f}")
     client.set_model_version_tag(model_name, version, "schema_version", SCHEMA_VERSION)
     if decision.move:
         client.set_registered_model_alias(model_name, alias, version)

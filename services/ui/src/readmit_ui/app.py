@@ -222,7 +222,7 @@ def model_tab(client: ApiClient) -> None:
                           "mean |effect| (log-odds)": [v for _, v in top]}),
             x="field", y="mean |effect| (log-odds)", horizontal=True, sort=False,
         )  # fmt: skip
-        st.caption("Each field's average size of effect on the log-odds, over validation data.")
+        st.caption("Each field's average size of effect on the log-odds, over held-out test data.")
     st.caption(
         "Trained on the UCI Diabetes 130-US hospitals data set (1999-2008, CC BY 4.0); "
         "a risk score to prioritise follow-up, not a diagnosis."
