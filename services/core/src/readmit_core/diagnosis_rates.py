@@ -52,7 +52,9 @@ def _keys(codes: Codes) -> list[np.ndarray]:
 
 
 def _rates(keys: np.ndarray, y: np.ndarray, prior: float) -> dict[str, float]:
-    uniques, inverse = np.unique(keys, return_inverse=True)
+    import pandas as pd  # fitting is the trainer's (the api never fits, nor installs pandas)
+
+    inverse, uniques = pd.factorize(keys)  # hashing: ~20x np.unique's sort of strings
     counts = np.bincount(inverse, minlength=len(uniques))
     positives = np.bincount(inverse, weights=y, minlength=len(uniques))
     rates = (positives + SMOOTHING * prior) / (counts + SMOOTHING)
