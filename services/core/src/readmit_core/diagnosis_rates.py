@@ -71,6 +71,7 @@ class DiagnosisRates:
         y = np.asarray(y, dtype=np.float64)
         prior = float(y.mean())
         keys = _keys(codes)
+        # the per-position tables pair with the keys; "anywhere", the last, is built below
         tables = {name: _rates(k, y, prior) for name, k in zip(TABLES, keys, strict=False)}
         anywhere = np.concatenate(keys[1::2])  # a row counts once per position holding the code
         tables["anywhere"] = _rates(anywhere, np.tile(y, len(DIAGNOSES)), prior)
@@ -81,7 +82,7 @@ class DiagnosisRates:
         keys = _keys(codes)
         n = len(keys[0])
         out = np.empty((n, len(RATE_FEATURES)))
-        for j, (name, k) in enumerate(zip(TABLES, keys, strict=False)):
+        for j, (name, k) in enumerate(zip(TABLES, keys, strict=False)):  # all but "anywhere"
             table = self.tables[name]
             out[:, j] = [table.get(key, self.prior) for key in k]
         anywhere = self.tables["anywhere"]
