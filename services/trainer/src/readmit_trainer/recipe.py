@@ -23,15 +23,13 @@ if TYPE_CHECKING:
 RATE_COLUMNS = [FEATURE_NAMES.index(name) for name in RATE_FEATURES]
 
 
-def encode_for_fit(frame: pd.DataFrame, y: np.ndarray, fit: np.ndarray, patients: np.ndarray,
-                   seed: int) -> tuple[np.ndarray, DiagnosisRates]:  # fmt: skip
-    """Every row's features with rates fitted on the ``fit`` rows (indices); the fit rows' own
-    rates out of fold, so the model learns how far a rate it did not see generalises."""
-    codes = [np.asarray(c, dtype=object)[fit] for c in diagnosis_codes(frame)]
-    rates = DiagnosisRates.fit(codes, y[fit])
-    X = encode_frame(frame, rates)
-    X[np.ix_(fit, RATE_COLUMNS)] = out_of_fold(codes, y[fit], patients[fit], seed)
-    return X, rates
+def _fit_rates(codes: list[np.ndarray], y: np.ndarray, fit: np.ndarray, patients: np.ndarray,
+               seed: int) -> tuple[DiagnosisRates, np.ndarray]:  # fmt: skip
+    """Rates fitted on the ``fit`` rows (indices), and those rows' own rates out of fold, so the
+    model learns how far a rate it did not see generalises."""
+    fit_codes = [c[fit] for c in codes]
+    own = out_of_fold(fit_codes, y[fit], patients[fit], seed)
+    return DiagnosisRates.fit(fit_codes, y[fit]), own
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,10 @@ class Recipe:
 def fit_recipe(frame: pd.DataFrame, y: np.ndarray, patients: np.ndarray, fit: np.ndarray,
                val: np.ndarray, candidates: list[str], seed: int) -> Recipe:  # fmt: skip
     """``fit`` and ``val``: row indices. Rows in neither are never seen (score them after)."""
-    X, rates = encode_for_fit(frame, y, fit, patients, seed)
+    codes = [np.asarray(c, dtype=object) for c in diagnosis_codes(frame)]
+    rates, own = _fit_rates(codes, y, fit, patients, seed)
+    X = encode_frame(frame, rates)
+    X[np.ix_(fit, RATE_COLUMNS)] = own
     chosen, fitted = select(candidates, X[fit], y[fit], X[val], y[val], seed)
     progress(f"selected {chosen.algorithm} (validation ROC AUC {chosen.val_roc_auc:.4f})")
     picked = ReadmissionModel(to_scorer(chosen.algorithm, chosen.estimator), 0.5,
@@ -54,7 +55,11 @@ def fit_recipe(frame: pd.DataFrame, y: np.ndarray, patients: np.ndarray, fit: np
     val_risk = picked.predict_proba(X[val])
     threshold = max_f1_threshold(y[val], val_risk)
     both = np.concatenate([fit, val])
-    X_all, rates_all = encode_for_fit(frame, y, both, patients, seed)
+    # The refit's rates: only those columns change (the rest of the encoding is not redone).
+    rates_all, own = _fit_rates(codes, y, both, patients, seed)
+    X_all = X.copy()
+    X_all[:, RATE_COLUMNS] = rates_all.rows(codes)
+    X_all[np.ix_(both, RATE_COLUMNS)] = own
     progress(f"refitting {chosen.algorithm} on training + validation ({len(both)} rows)")
     estimator = refit(chosen, X_all[both], y[both], len(fit), seed)
     model = ReadmissionModel(to_scorer(chosen.algorithm, estimator), threshold, chosen.algorithm,
