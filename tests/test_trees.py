@@ -122,17 +122,20 @@ def test_malformed_models_are_refused(model_text: str, edit, reason: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "params", [{"num_leaves": 15}, {"num_leaves": 63, "zero_as_missing": True}]
+    "params",
+    [{"num_leaves": 15}, {"num_leaves": 63, "zero_as_missing": True}, {"sigmoid": 2.0}],
 )
 def test_contributions_add_up_to_the_log_odds(params: dict[str, object]) -> None:
-    """Per row, the base value plus each feature's contribution is LightGBM's raw score, and a
-    feature no tree splits on contributes nothing."""
+    """Per row, the base value plus each feature's contribution is the log-odds of LightGBM's
+    risk (its raw score times the sigmoid's scale), and a feature no tree splits on contributes
+    nothing."""
     booster, x = _booster(0.1, seed=7, **params)
     ours = TreeEnsemble(booster.model_to_string(), N_FEATURES)
     probe = np.vstack([x[:500], _hostile_rows(np.random.default_rng(9))[:500]])
     base, contributions = ours.contributions(probe)
     raw = booster.predict(probe, raw_score=True, num_threads=1)
-    np.testing.assert_allclose(base + contributions.sum(axis=1), raw, rtol=0, atol=1e-9)
+    log_odds = float(params.get("sigmoid", 1.0)) * raw  # type: ignore[arg-type]
+    np.testing.assert_allclose(base + contributions.sum(axis=1), log_odds, rtol=0, atol=1e-9)
     used = booster.feature_importance("split") > 0
     assert (contributions[:, ~used] == 0).all()
     assert (np.abs(contributions[:, used]).sum(axis=0) > 0).all()

@@ -65,8 +65,7 @@ class MicroBatcher:
                 if not future.done():
                     future.set_exception(exc)
             return
-        metrics.INFERENCE_DURATION.observe(time.perf_counter() - started)
-        metrics.BATCH_SIZE.observe(len(rows))
+        metrics.observe_inference(time.perf_counter() - started, len(rows))
         offset = 0
         for part, future in jobs:
             if not future.done():  # a client that went away cancelled its future

@@ -24,7 +24,7 @@ HTTP_DURATION = Histogram(
 IN_FLIGHT = Gauge("readmit_requests_in_flight", "HTTP requests being served")
 INFERENCE_DURATION = Histogram(
     "readmit_inference_duration_seconds",
-    "Model call duration (one micro-batch)",
+    "Model call duration (one micro-batch, or the explained rows of one request)",
     buckets=LATENCY_BUCKETS,
 )
 BATCH_SIZE = Histogram(
@@ -58,3 +58,8 @@ MODEL_LAST_LOAD = Gauge(
 # The two outcome series exist (at 0) before the first prediction, and are looked up once.
 FLAGGED = PREDICTIONS.labels("readmitted_within_30_days")
 NOT_FLAGGED = PREDICTIONS.labels("not_readmitted_within_30_days")
+
+
+def observe_inference(seconds: float, rows: int) -> None:
+    INFERENCE_DURATION.observe(seconds)
+    BATCH_SIZE.observe(rows)

@@ -329,8 +329,9 @@ class TreeEnsemble:
 
     def contributions(self, features: np.ndarray) -> tuple[float, np.ndarray]:
         """The base value and each feature's share of each row's log-odds (rows x features):
-        the changes of node value along the row's path in every tree, summed per split feature.
-        ``base + contributions.sum(axis=1)`` equals ``raw(features)``."""
+        the changes of node value along the row's path in every tree, summed per split feature,
+        times the sigmoid's scale. ``base + contributions.sum(axis=1)`` is the log-odds of
+        ``risk(features)`` (``raw(features)`` at LightGBM's default scale, 1)."""
         out = np.zeros((len(features), self.n_features))
         for rows, leaves in self._chunks(features):
             n = len(leaves)
@@ -339,7 +340,7 @@ class TreeEnsemble:
             changes = self.path_changes[self._trees, leaves]
             out[rows] = np.bincount(cells.ravel(), changes.ravel(), minlength=n * self.n_features
                                     ).reshape(n, self.n_features)  # fmt: skip
-        return self.base, out
+        return self.sigmoid * self.base, self.sigmoid * out
 
     def _chunks(self, features: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
         features = np.asarray(features, dtype=np.float64)
