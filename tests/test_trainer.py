@@ -173,7 +173,35 @@ def test_cross_validation_is_fixed_and_reports_mean_and_spread(encounters) -> No
     assert 0.55 < first["roc_auc"]["mean"] < 0.8
     assert first["roc_auc"]["sd"] > 0
     assert 0 <= first["ece"]["mean"] < 0.05
-    assert set(first) >= {"roc_auc", "pr_auc", "brier", "ece", "folds", "seed"}
+    assert set(first) >= {"roc_auc", "pr_auc", "brier", "ece", "folds", "seed", "by_group"}
+    for column, groups in first["by_group"].items():  # every row in one group per column
+        assert sum(g["rows"] for g in groups) == len(rows), column
+        assert all(0 < g["predicted"] < 1 for g in groups)
+
+
+def test_calibration_by_group_finds_the_group_it_is_off_for() -> None:
+    """One group's risks 5 points too high shows as that group's ECE; missing values are a
+    group of their own, small groups pool into "other"."""
+    import numpy as np
+    import pandas as pd
+
+    from readmit_trainer.evaluation import GROUPED_BY, MIN_GROUP, by_group, group_table
+
+    rng = np.random.default_rng(3)
+    n = 40_000
+    risk = rng.uniform(0.0, 0.4, n)
+    y = (rng.random(n) < risk).astype(int)
+    payer = rng.choice(np.array(["MC", "HM", None], dtype=object), n, p=[0.6, 0.3, 0.1])
+    payer[: MIN_GROUP // 2] = "SP"  # too few: pooled
+    shifted = risk + np.where(payer == "HM", 0.05, 0.0)
+    frame = pd.DataFrame(dict.fromkeys(GROUPED_BY, "x"), index=range(n)).assign(payer_code=payer)
+    groups = {g["value"]: g for g in by_group(frame, y, shifted)["payer_code"]}
+    assert set(groups) == {"MC", "HM", "missing", "other"}
+    assert groups["other"]["rows"] == MIN_GROUP // 2
+    assert abs(groups["HM"]["ece"] - 0.05) < 0.01
+    assert groups["MC"]["ece"] < 0.01
+    assert groups["HM"]["predicted"] - groups["HM"]["observed"] > 0.04
+    assert "| payer_code = HM |" in group_table(by_group(frame, y, shifted))
 
 
 def test_expected_calibration_error() -> None:

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,11 +217,19 @@ def prepare_servers(tmp: Path, registry_url: str) -> list[Server]:
     ]  # fmt: skip
 
 
-def explain_cost(ours: Server, seconds: int) -> tuple[float, float]:
-    """c=1 p50 ms without and with ?explain=true, back to back on the same process."""
-    plain = wrk(ours, 1, seconds)["p50_ms"]
-    explained = wrk(dataclasses.replace(ours, path="/predict?explain=true"), 1, seconds)
-    return plain, explained["p50_ms"]
+EXPLAIN_ROUNDS = 5
+
+
+def explain_cost(ours: Server, seconds: int) -> tuple[float, float, list[float]]:
+    """c=1 p50 ms without and with ?explain=true on the same process, in interleaved short
+    rounds (one back-to-back pair moved with the machine: 0.99 vs 1.84 ms plain in one run):
+    the medians, and each round's difference."""
+    explained = dataclasses.replace(ours, path="/predict?explain=true")
+    step = max(1, seconds // EXPLAIN_ROUNDS)  # the same 2 x seconds in all
+    pairs = [(wrk(ours, 1, step)["p50_ms"], wrk(explained, 1, step)["p50_ms"])
+             for _ in range(EXPLAIN_ROUNDS)]  # fmt: skip
+    plain, with_explain = (statistics.median(p) for p in zip(*pairs, strict=True))
+    return plain, with_explain, [b - a for a, b in pairs]
 
 
 def measure_batches(tmp: Path, servers: list[Server]) -> dict[str, tuple[float, float]]:
@@ -242,7 +251,7 @@ def model_calls(ours: Server) -> float:
 
 def report(servers: list[Server], levels: list[int], rss: dict[str, float],
            batches: dict[str, tuple[float, float]], rows_per_call: float,
-           explain: tuple[float, float]) -> None:  # fmt: skip
+           explain: tuple[float, float, list[float]]) -> None:  # fmt: skip
     lines = [
         "| server | concurrency | req/s | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|",
@@ -261,8 +270,10 @@ def report(servers: list[Server], levels: list[int], rss: dict[str, float],
                      f"{rss.get(s.name, 0):.0f} | {batch} |")  # fmt: skip
     lines.append(f"\nreadmit-api: {rows_per_call:.1f} encounters per model call on average "
                  "(micro-batching).")  # fmt: skip
-    lines.append(f"readmit-api at c=1, p50: {explain[0]:.2f} ms, {explain[1]:.2f} ms with "
-                 "?explain=true (back to back).")  # fmt: skip
+    rounds = ", ".join(f"{d:+.2f}" for d in explain[2])
+    lines.append(f"readmit-api at c=1, p50 (median of {len(explain[2])} interleaved rounds): "
+                 f"{explain[0]:.2f} ms, {explain[1]:.2f} ms with ?explain=true; the rounds' "
+                 f"differences {rounds} ms.")  # fmt: skip
     ours, theirs, trivial = servers
     top = max(levels)
     goals = [
@@ -273,7 +284,7 @@ def report(servers: list[Server], levels: list[int], rss: dict[str, float],
          0.5 * trivial.results[top]["rps"], ">="),
         ("c=1 p50 ms <= 1", ours.results[min(levels)]["p50_ms"], 1.0, "<="),
         ("1,000-record batch p50 ms <= 40", batches[ours.name][0], 40.0, "<="),
-        ("?explain=true adds ms p50 at c=1 <= 0.5", explain[1] - explain[0], 0.5, "<="),
+        ("?explain=true adds ms p50 at c=1 <= 0.5", statistics.median(explain[2]), 0.5, "<="),
         ("start-up to /health s <= 1", ours.health_s, 1.0, "<="),
         ("start-up to ready s <= 3", ours.ready_s, 3.0, "<="),
         ("RSS MiB <= 300", rss[ours.name], 300.0, "<="),

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from readmit_core.data import patient_split
-from readmit_trainer.evaluation import HEADLINE, metrics
+from readmit_trainer.evaluation import HEADLINE, by_group, metrics
 from readmit_trainer.progress import progress
 from readmit_trainer.recipe import fit_recipe
 
@@ -29,19 +29,22 @@ def cross_validate(frame: pd.DataFrame, y: np.ndarray, patients: np.ndarray,
                    candidates: list[str], folds: int, seed: int) -> dict[str, Any]:  # fmt: skip
     """Per fold: the whole recipe (``readmit_trainer.recipe``) on the other folds' patients, their
     fixed hash split holding out 15 % for early stopping, selection and the threshold; score the
-    held-out fold once."""
+    held-out fold once; and per group (``evaluation.by_group``) over the out-of-fold risks."""
     started = time.monotonic()
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=FOLDS_SEED)
     per_fold: list[dict[str, Any]] = []
+    risk = np.full(len(y), np.nan)  # out of fold: each row scored by the fold that held it out
     for k, (rest, held) in enumerate(splitter.split(y, y, groups=patients), start=1):
         inner = patient_split(patients[rest], (0.85, 0.15, 0.0))
         recipe = fit_recipe(frame, y, patients, rest[inner == 0], rest[inner == 1], candidates,
                             seed)  # fmt: skip
         model = recipe.model
-        scores = metrics(y[held], model.predict_proba(recipe.features[held]), model.threshold)
+        risk[held] = model.predict_proba(recipe.features[held])
+        scores = metrics(y[held], risk[held], model.threshold)
         per_fold.append({"algorithm": model.algorithm, "rows": len(held), **scores})
         progress(f"fold {k}/{folds}: {model.algorithm}, ROC AUC {scores['roc_auc']:.4f}")
     summary: dict[str, Any] = {"folds": folds, "seed": FOLDS_SEED, "per_fold": per_fold,
+                               "by_group": by_group(frame, y, risk),
                                "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
     for name in HEADLINE:
         values = np.array([f[name] for f in per_fold])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.metrics import (
@@ -14,6 +14,9 @@ from sklearn.metrics import (
     roc_auc_score,
     roc_curve,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def max_f1_threshold(y: np.ndarray, risk: np.ndarray) -> float:
@@ -39,6 +42,47 @@ def expected_calibration_error(y: np.ndarray, risk: np.ndarray, bins: int = 10) 
     groups = np.array_split(order, bins)
     return float(sum(len(g) * abs(risk[g].mean() - y[g].mean()) for g in groups if len(g))
                  / len(risk))  # fmt: skip
+
+
+# Who could be served unequally: calibration and ranking per group, from the CV's out-of-fold
+# risks (every encounter scored by a model that never saw its patient).
+GROUPED_BY = ("race", "gender", "age", "payer_code")
+MIN_GROUP = 1000  # smaller groups pool into "other": their ECE would be noise
+
+
+def by_group(frame: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[str, list[dict]]:
+    """Per column of ``GROUPED_BY``, per value (missing as its own): encounters, observed and
+    mean predicted readmission rate, ECE and ROC AUC, largest group first."""
+    out: dict[str, list[dict]] = {}
+    for column in GROUPED_BY:
+        values = frame[column].astype(object).where(frame[column].notna(), "missing")
+        values = values.where(values.map(values.value_counts()) >= MIN_GROUP, "other")
+        groups = []
+        for value in values.value_counts().index:
+            rows = (values == value).to_numpy()
+            yg, rg = y[rows], risk[rows]
+            groups.append({
+                "value": str(value),
+                "rows": int(rows.sum()),
+                "observed": float(yg.mean()),
+                "predicted": float(rg.mean()),
+                "ece": expected_calibration_error(yg, rg),
+                "roc_auc": float(roc_auc_score(yg, rg)) if 0 < yg.sum() < len(yg) else None,
+            })  # fmt: skip
+        out[column] = groups
+    return out
+
+
+def group_table(groups: dict[str, list[dict]]) -> str:
+    """``by_group`` as one markdown table (the model card's and ``make bench``'s)."""
+    lines = ["| group | encounters | observed | predicted | ECE | ROC AUC |",
+             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for column, rows in groups.items():
+        for g in rows:
+            auc = "-" if g["roc_auc"] is None else f"{g['roc_auc']:.3f}"
+            lines.append(f"| {column} = {g['value']} | {g['rows']:,} | {g['observed']:.1%} | "
+                         f"{g['predicted']:.1%} | {g['ece']:.4f} | {auc} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def metrics(y: np.ndarray, risk: np.ndarray, threshold: float) -> dict[str, float]:
@@ -95,9 +139,13 @@ def _cv_section(cv: dict[str, Any] | None) -> str:
         return "\nCross-validation: not run (`readmit-train --cv-folds 5`).\n"
     rows = "\n".join(f"| {k} | {cv[k]['mean']:.4f} | {cv[k]['sd']:.4f} |"
                      for k in HEADLINE)  # fmt: skip
+    groups = ""
+    if cv.get("by_group"):
+        groups = (f"\nBy group, over the out-of-fold risks (groups under {MIN_GROUP:,} encounters "
+                  f"pooled as \"other\"):\n\n{group_table(cv['by_group'])}\n")  # fmt: skip
     return (
         f"\n{cv['folds']}-fold patient-grouped cross-validation of the whole recipe (fixed "
-        f"folds, seed {cv['seed']}):\n\n| metric | mean | sd |\n|---|---|---|\n{rows}\n"
+        f"folds, seed {cv['seed']}):\n\n| metric | mean | sd |\n|---|---|---|\n{rows}\n{groups}"
     )
 
 
@@ -134,8 +182,9 @@ v{summary["schema_version"]}).
   test once. Validation figures are the pick's before the refit; test figures the served
   model's. A new version takes the serving alias only if it beats the holder on test.
 - Inputs: the encounter's fields, with ICD-9 codes also as readmission rates fitted on the
-  training rows (saved with the model); `payer_code` (insurance) is an input: check the risks'
-  calibration per payer before acting on them where payers differ from these hospitals'.
+  training rows (saved with the model); `payer_code` (insurance) is an input: the
+  cross-validation's table by group shows calibration per payer (and race, sex, age) here;
+  check it on local data before acting on risks where payers differ from these hospitals'.
 
 | metric | validation | test |
 |---|---|---|
