@@ -181,11 +181,18 @@ def test_cross_validation_is_fixed_and_reports_mean_and_spread(encounters) -> No
 
 def test_calibration_by_group_finds_the_group_it_is_off_for() -> None:
     """One group's risks 5 points too high shows as that group's ECE; missing values are a
-    group of their own, small groups pool into "other"."""
+    group of their own, small groups pool into one, not scored while under the minimum."""
     import numpy as np
     import pandas as pd
 
-    from readmit_trainer.evaluation import GROUPED_BY, MIN_GROUP, by_group, group_table
+    from readmit_trainer.evaluation import (
+        GROUPED_BY,
+        MIN_GROUP,
+        MISSING,
+        POOLED,
+        by_group,
+        group_table,
+    )
 
     rng = np.random.default_rng(3)
     n = 40_000
@@ -196,8 +203,9 @@ def test_calibration_by_group_finds_the_group_it_is_off_for() -> None:
     shifted = risk + np.where(payer == "HM", 0.05, 0.0)
     frame = pd.DataFrame(dict.fromkeys(GROUPED_BY, "x"), index=range(n)).assign(payer_code=payer)
     groups = {g["value"]: g for g in by_group(frame, y, shifted)["payer_code"]}
-    assert set(groups) == {"MC", "HM", "missing", "other"}
-    assert groups["other"]["rows"] == MIN_GROUP // 2
+    assert set(groups) == {"MC", "HM", MISSING, POOLED}
+    assert groups[POOLED]["rows"] == MIN_GROUP // 2
+    assert (groups[POOLED]["ece"], groups[POOLED]["roc_auc"]) == (None, None)  # too few
     assert abs(groups["HM"]["ece"] - 0.05) < 0.01
     assert groups["MC"]["ece"] < 0.01
     assert groups["HM"]["predicted"] - groups["HM"]["observed"] > 0.04

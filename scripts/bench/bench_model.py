@@ -55,8 +55,8 @@ def main() -> None:
                 missed.append(metric)
         print(f"| {metric} | {mean:.4f} ± {sd:.4f} | {val:.4f} | {test:.4f} | {gate} | {status} |")
     print("\nper fold ROC AUC: " + ", ".join(f"{f['roc_auc']:.4f}" for f in cv["per_fold"]))
-    print(f"\nby group, out-of-fold risks (under {MIN_GROUP:,} encounters pooled as "
-          f"\"other\"):\n\n{group_table(cv['by_group'])}")  # fmt: skip
+    print(f"\nby group, out-of-fold risks (groups under {MIN_GROUP:,} encounters pooled; ECE and "
+          f"ROC AUC from {MIN_GROUP:,} up):\n\n{group_table(cv['by_group'])}")  # fmt: skip
     if training > MAX_TRAINING_S:
         missed.append("training time")
     if missed:

@@ -47,27 +47,30 @@ def expected_calibration_error(y: np.ndarray, risk: np.ndarray, bins: int = 10) 
 # Who could be served unequally: calibration and ranking per group, from the CV's out-of-fold
 # risks (every encounter scored by a model that never saw its patient).
 GROUPED_BY = ("race", "gender", "age", "payer_code")
-MIN_GROUP = 1000  # smaller groups pool into "other": their ECE would be noise
+MIN_GROUP = 1000  # smaller groups pool into one; ECE and ROC AUC of fewer rows would be noise
+POOLED, MISSING = "(smaller groups)", "(missing)"  # not values any column holds
 
 
 def by_group(frame: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[str, list[dict]]:
     """Per column of ``GROUPED_BY``, per value (missing as its own): encounters, observed and
-    mean predicted readmission rate, ECE and ROC AUC, largest group first."""
+    mean predicted readmission rate, ECE and ROC AUC (None under ``MIN_GROUP`` encounters or
+    with one outcome only), largest group first."""
     out: dict[str, list[dict]] = {}
     for column in GROUPED_BY:
-        values = frame[column].astype(object).where(frame[column].notna(), "missing")
-        values = values.where(values.map(values.value_counts()) >= MIN_GROUP, "other")
+        values = frame[column].astype(object).where(frame[column].notna(), MISSING)
+        values = values.where(values.map(values.value_counts()) >= MIN_GROUP, POOLED)
         groups = []
         for value in values.value_counts().index:
             rows = (values == value).to_numpy()
             yg, rg = y[rows], risk[rows]
+            scored = len(yg) >= MIN_GROUP and 0 < yg.sum() < len(yg)
             groups.append({
                 "value": str(value),
                 "rows": int(rows.sum()),
                 "observed": float(yg.mean()),
                 "predicted": float(rg.mean()),
-                "ece": expected_calibration_error(yg, rg),
-                "roc_auc": float(roc_auc_score(yg, rg)) if 0 < yg.sum() < len(yg) else None,
+                "ece": expected_calibration_error(yg, rg) if scored else None,
+                "roc_auc": float(roc_auc_score(yg, rg)) if scored else None,
             })  # fmt: skip
         out[column] = groups
     return out
@@ -79,9 +82,10 @@ def group_table(groups: dict[str, list[dict]]) -> str:
              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for column, rows in groups.items():
         for g in rows:
-            auc = "-" if g["roc_auc"] is None else f"{g['roc_auc']:.3f}"
+            ece, auc = ("-", "-") if g["ece"] is None else (f"{g['ece']:.4f}",
+                                                             f"{g['roc_auc']:.3f}")  # fmt: skip
             lines.append(f"| {column} = {g['value']} | {g['rows']:,} | {g['observed']:.1%} | "
-                         f"{g['predicted']:.1%} | {g['ece']:.4f} | {auc} |")  # fmt: skip
+                         f"{g['predicted']:.1%} | {ece} | {auc} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -142,7 +146,8 @@ def _cv_section(cv: dict[str, Any] | None) -> str:
     groups = ""
     if cv.get("by_group"):
         groups = (f"\nBy group, over the out-of-fold risks (groups under {MIN_GROUP:,} encounters "
-                  f"pooled as \"other\"):\n\n{group_table(cv['by_group'])}\n")  # fmt: skip
+                  f"pooled; ECE and ROC AUC from {MIN_GROUP:,} up):\n\n"
+                  f"{group_table(cv['by_group'])}\n")  # fmt: skip
     return (
         f"\n{cv['folds']}-fold patient-grouped cross-validation of the whole recipe (fixed "
         f"folds, seed {cv['seed']}):\n\n| metric | mean | sd |\n|---|---|---|\n{rows}\n{groups}"
