@@ -222,3 +222,17 @@ def test_expected_calibration_error() -> None:
     y = (rng.random(risk.size) < risk).astype(int)
     assert expected_calibration_error(y, risk) < 0.005  # calibrated
     assert abs(expected_calibration_error(y, risk + 0.05) - 0.05) < 0.005  # 5 points too high
+
+
+def test_chance_calibration_error_is_what_a_calibrated_model_shows() -> None:
+    """On few rows even exact risks show an ECE: the chance level predicts its mean."""
+    import numpy as np
+
+    from readmit_trainer.evaluation import chance_calibration_error, expected_calibration_error
+
+    rng = np.random.default_rng(5)
+    for n in (2_000, 20_000):
+        risk = rng.beta(2, 14, n)  # ~11 %, like readmission
+        drawn = [expected_calibration_error((rng.random(n) < risk).astype(int), risk)
+                 for _ in range(200)]  # fmt: skip
+        assert np.mean(drawn) == pytest.approx(chance_calibration_error(risk), rel=0.1)

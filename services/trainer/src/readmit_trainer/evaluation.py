@@ -44,6 +44,17 @@ def expected_calibration_error(y: np.ndarray, risk: np.ndarray, bins: int = 10) 
                  / len(risk))  # fmt: skip
 
 
+def chance_calibration_error(risk: np.ndarray, bins: int = 10) -> float:
+    """The ECE a perfectly calibrated model would still show on these rows by chance alone:
+    per bin, the expected |mean(y) - mean(risk)| when each y is drawn with its risk (normal
+    approximation: sqrt(2/pi) x the standard deviation of the bin's observed rate). Read a
+    group's ECE against it: 0.003 on 74,000 encounters, ~0.02 on 2,000."""
+    order = np.argsort(risk, kind="stable")
+    groups = np.array_split(order, bins)
+    spread = [np.sqrt(np.sum(risk[g] * (1 - risk[g]))) for g in groups if len(g)]
+    return float(np.sqrt(2 / np.pi) * sum(spread) / len(risk))
+
+
 # Who could be served unequally: calibration and ranking per group, from the CV's out-of-fold
 # risks (every encounter scored by a model that never saw its patient).
 GROUPED_BY = ("race", "gender", "age", "payer_code")
@@ -70,6 +81,7 @@ def by_group(frame: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[str, 
                 "observed": float(yg.mean()),
                 "predicted": float(rg.mean()),
                 "ece": expected_calibration_error(yg, rg) if scored else None,
+                "chance_ece": chance_calibration_error(rg) if scored else None,
                 "roc_auc": float(roc_auc_score(yg, rg)) if scored else None,
             })  # fmt: skip
         out[column] = groups
@@ -78,14 +90,14 @@ def by_group(frame: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[str, 
 
 def group_table(groups: dict[str, list[dict]]) -> str:
     """``by_group`` as one markdown table (the model card's and ``make bench``'s)."""
-    lines = ["| group | encounters | observed | predicted | ECE | ROC AUC |",
-             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| group | encounters | observed | predicted | ECE | ECE by chance | ROC AUC |",
+             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for column, rows in groups.items():
         for g in rows:
-            ece, auc = ("-", "-") if g["ece"] is None else (f"{g['ece']:.4f}",
-                                                             f"{g['roc_auc']:.3f}")  # fmt: skip
+            scores = ["-"] * 3 if g["ece"] is None else [
+                f"{g['ece']:.4f}", f"{g['chance_ece']:.4f}", f"{g['roc_auc']:.3f}"]  # fmt: skip
             lines.append(f"| {column} = {g['value']} | {g['rows']:,} | {g['observed']:.1%} | "
-                         f"{g['predicted']:.1%} | {ece} | {auc} |")  # fmt: skip
+                         f"{g['predicted']:.1%} | {' | '.join(scores)} |")  # fmt: skip
     return "\n".join(lines)
 
 
