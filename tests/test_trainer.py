@@ -73,6 +73,13 @@ def test_server_registers_a_version_and_sets_the_alias(server_runs, mlflow_serve
         assert key in run.data.metrics, key
     artifacts = {a.path for a in c.list_artifacts(champion["run_id"])}
     assert {"model_card.md", "roc_curve.png", "calibration.png", "summary.json"} <= artifacts
+    # The model's files: its own requirements, not the checkout's uv.lock (the trainer ran here).
+    from mlflow.artifacts import list_artifacts
+
+    use_mlflow(mlflow_server)
+    files = {a.path for a in list_artifacts(artifact_uri=f"models:/{NAME}/{champion['version']}")}
+    assert {"MLmodel", "requirements.txt", "artifacts"} <= files
+    assert not files & {"uv.lock", "pyproject.toml"}, files
 
 
 def test_worse_challenger_does_not_move_the_alias(server_runs, mlflow_server: str) -> None:

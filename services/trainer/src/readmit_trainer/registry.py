@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -73,6 +74,10 @@ def log_and_register(
         mlflow.log_artifact(str(path))
     data = workdir / ARTIFACT_KEY
     artifact.save(model, data)
+    # MLflow would copy the uv.lock and pyproject.toml of the directory it runs in into the model:
+    # a checkout's whole development lock, nothing in the image. The model names its own
+    # requirements, so the same files are logged wherever it is trained.
+    os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(CODE_PATH),
