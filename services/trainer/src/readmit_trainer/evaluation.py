@@ -89,8 +89,11 @@ def by_group(frame: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[str, 
 
 
 def group_table(groups: dict[str, list[dict]]) -> str:
-    """``by_group`` as one markdown table (the model card's and ``make bench``'s)."""
-    lines = ["| group | encounters | observed | predicted | ECE | ECE by chance | ROC AUC |",
+    """``by_group`` as one markdown table under its caption (the model card's and
+    ``make bench``'s)."""
+    lines = [f"Groups under {MIN_GROUP:,} encounters are pooled; ECE and ROC AUC from "
+             f"{MIN_GROUP:,} up.", "",
+             "| group | encounters | observed | predicted | ECE | ECE by chance | ROC AUC |",
              "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for column, rows in groups.items():
         for g in rows:
@@ -155,14 +158,10 @@ def _cv_section(cv: dict[str, Any] | None) -> str:
         return "\nCross-validation: not run (`readmit-train --cv-folds 5`).\n"
     rows = "\n".join(f"| {k} | {cv[k]['mean']:.4f} | {cv[k]['sd']:.4f} |"
                      for k in HEADLINE)  # fmt: skip
-    groups = ""
-    if cv.get("by_group"):
-        groups = (f"\nBy group, over the out-of-fold risks (groups under {MIN_GROUP:,} encounters "
-                  f"pooled; ECE and ROC AUC from {MIN_GROUP:,} up):\n\n"
-                  f"{group_table(cv['by_group'])}\n")  # fmt: skip
     return (
         f"\n{cv['folds']}-fold patient-grouped cross-validation of the whole recipe (fixed "
-        f"folds, seed {cv['seed']}):\n\n| metric | mean | sd |\n|---|---|---|\n{rows}\n{groups}"
+        f"folds, seed {cv['seed']}):\n\n| metric | mean | sd |\n|---|---|---|\n{rows}\n"
+        f"\nBy group, over the out-of-fold risks. {group_table(cv['by_group'])}\n"
     )
 
 
