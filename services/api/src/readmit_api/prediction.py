@@ -17,6 +17,7 @@ from readmit_api.model_store import LoadedModel, ModelStore
 from readmit_core.drift import bin_rows
 from readmit_core.encounter import Encounter, encounter_record
 from readmit_core.explain import explain
+from readmit_core.log_odds import to_risk
 
 RETRY_AFTER_S = "5"
 
@@ -83,7 +84,7 @@ class Predictor:
         reasons = explain(loaded.model, rows, records, explain_top)
         metrics.observe_inference(time.perf_counter() - started, len(rows))
         log_odds = np.array([r["log_odds"] for r in reasons])
-        return 1.0 / (1.0 + np.exp(-log_odds)), reasons
+        return to_risk(log_odds), reasons
 
     def _risk(self, risk: float, threshold: float) -> dict[str, Any]:
         flagged = risk >= threshold

@@ -18,6 +18,7 @@ from readmit_core.features import (
     FEATURE_NAMES,
     NUMERIC_FEATURES,
 )
+from readmit_core.log_odds import to_risk
 from readmit_core.trees import TreeEnsemble, TreeModelError
 
 
@@ -100,7 +101,7 @@ class LinearScorer:
 
     def risk(self, features: np.ndarray) -> np.ndarray:
         base, terms = self.contributions(features)
-        return 1.0 / (1.0 + np.exp(-(base + terms.sum(axis=1))))
+        return to_risk(base + terms.sum(axis=1))
 
     def contributions(self, features: np.ndarray) -> tuple[float, np.ndarray]:
         """The intercept, and per feature its term of the logit: weight x standardised number

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from readmit_core.log_odds import to_risk
+
 MAX_LEAVES = 64  # one bit per leaf in a uint64
 MAX_TREES = 100_000
 _CATEGORICAL, _DEFAULT_LEFT = 1, 2  # decision_type bits; bits 2-3 are the missing type
@@ -375,4 +377,4 @@ class TreeEnsemble:
         return np.frexp(lowest.astype(np.float64))[1] - 1
 
     def risk(self, features: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.sigmoid * self.raw(features)))
+        return to_risk(self.sigmoid * self.raw(features))
