@@ -184,6 +184,14 @@ def test_cross_validation_is_fixed_and_reports_mean_and_spread(encounters) -> No
     for column, groups in first["by_group"].items():  # every row in one group per column
         assert sum(g["rows"] for g in groups) == len(rows), column
         assert all(0 < g["predicted"] < 1 for g in groups)
+    # The model card's section: the mean ± sd table, then a row per group of each column.
+    from readmit_trainer.evaluation import GROUPED_BY, _cv_section
+
+    card = _cv_section(first)
+    assert f"| roc_auc | {first['roc_auc']['mean']:.4f} | {first['roc_auc']['sd']:.4f} |" in card
+    for column in GROUPED_BY:
+        assert f"| {column} = {first['by_group'][column][0]['value']} |" in card, column
+    assert "not run" in _cv_section(None)
 
 
 def test_calibration_by_group_finds_the_group_it_is_off_for() -> None:
