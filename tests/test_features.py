@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +108,19 @@ def test_registered_model_fast_path_equals_pyfunc_pandas_path(
     assert fast_risk.min() > 0.0
     assert fast_risk.max() < 1.0
     assert model.threshold == pytest.approx(sqlite_registry["result"]["threshold"])
+
+
+def test_pyfunc_class_has_the_input_hint_mlflow_asks_for() -> None:
+    """MLflow checks `predict`'s hints as our pyfunc class is defined: on every model load by
+    `mlflow.pyfunc.load_model` (and in the trainer), it warned "Add type hints". A fresh
+    interpreter: the class is defined while the warnings are recorded."""
+    code = ("import mlflow.pyfunc, warnings\n"
+            "with warnings.catch_warnings(record=True) as seen:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import readmit_core.pyfunc\n"
+            "print([str(w.message) for w in seen])")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Add type hints" not in out.stdout, out.stdout
 
 
 def test_saved_scorers_give_the_fitted_estimators_numbers(encounters, tmp_path: Path) -> None:
