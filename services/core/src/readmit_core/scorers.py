@@ -8,6 +8,7 @@ and rebuilds it.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,6 +20,7 @@ from readmit_core.features import (
     NUMERIC_FEATURES,
 )
 from readmit_core.log_odds import to_risk
+from readmit_core.oblivious import ObliviousModelError, ObliviousTrees
 from readmit_core.trees import TreeEnsemble, TreeModelError
 
 
@@ -55,6 +57,9 @@ class BoosterScorer:
 
     def risk(self, features: np.ndarray) -> np.ndarray:
         return self.trees.risk(features)
+
+    def log_odds(self, features: np.ndarray) -> np.ndarray:
+        return self.trees.sigmoid * self.trees.raw(features)
 
     def contributions(self, features: np.ndarray) -> tuple[float, np.ndarray]:
         return self.trees.contributions(features)
@@ -135,7 +140,101 @@ class LinearScorer:
             raise ScorerError(f"bad linear parameters: {exc}") from None
 
 
-SCORERS: dict[str, type[BoosterScorer] | type[LinearScorer]] = {
+class CatBoostScorer:
+    """A CatBoost model as ``readmit_core.oblivious`` data (one JSON file), scored in NumPy:
+    serving needs no CatBoost."""
+
+    kind = "catboost"
+    FILE = "catboost.json"
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        try:
+            self.trees = ObliviousTrees(data)
+        except ObliviousModelError as exc:
+            raise ScorerError(str(exc)) from None
+
+    def risk(self, features: np.ndarray) -> np.ndarray:
+        return self.trees.risk(features)
+
+    def log_odds(self, features: np.ndarray) -> np.ndarray:
+        return self.trees.raw(features)
+
+    def contributions(self, features: np.ndarray) -> tuple[float, np.ndarray]:
+        return self.trees.contributions(features)
+
+    def to_data(self) -> tuple[dict[str, Any], dict[str, str]]:
+        return {}, {self.FILE: json.dumps(self.data, separators=(",", ":"))}
+
+    @classmethod
+    def from_data(cls, params: dict[str, Any], files: dict[str, str]) -> CatBoostScorer:
+        if cls.FILE not in files:
+            raise ScorerError(f"{cls.FILE} is missing")
+        try:
+            data = json.loads(files[cls.FILE])
+        except ValueError as exc:
+            raise ScorerError(f"{cls.FILE} is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ScorerError(f"{cls.FILE} is not an object")
+        return cls(data)
+
+
+PARTS: dict[str, type[BoosterScorer] | type[CatBoostScorer]] = {
+    BoosterScorer.kind: BoosterScorer,
+    CatBoostScorer.kind: CatBoostScorer,
+}
+
+
+class BlendScorer:
+    """Tree models averaged in log-odds (weights summing to 1); their contributions and base
+    values average the same way, so they still add up to the blend's log-odds."""
+
+    kind = "blend"
+
+    def __init__(self, parts: list[BoosterScorer | CatBoostScorer], weights: list[float]) -> None:
+        w = np.asarray(weights, dtype=np.float64)
+        if not parts or w.shape != (len(parts),) or not np.isfinite(w).all() or (w < 0).any():
+            raise ScorerError("a blend needs one non-negative weight per part")
+        if abs(w.sum() - 1.0) > 1e-9:
+            raise ScorerError(f"a blend's weights must sum to 1, not {w.sum()}")
+        if len({p.kind for p in parts}) != len(parts):
+            raise ScorerError("a blend's parts must be of different kinds (their files)")
+        self.parts, self.weights = parts, w
+
+    def log_odds(self, features: np.ndarray) -> np.ndarray:
+        return sum(w * p.log_odds(features) for p, w in zip(self.parts, self.weights, strict=True))
+
+    def risk(self, features: np.ndarray) -> np.ndarray:
+        return to_risk(self.log_odds(features))
+
+    def contributions(self, features: np.ndarray) -> tuple[float, np.ndarray]:
+        base, out = 0.0, np.zeros((len(features), len(FEATURE_NAMES)))
+        for part, w in zip(self.parts, self.weights, strict=True):
+            part_base, part_out = part.contributions(features)
+            base, out = base + w * part_base, out + w * part_out
+        return base, out
+
+    def to_data(self) -> tuple[dict[str, Any], dict[str, str]]:
+        specs, files = [], {}
+        for part in self.parts:
+            params, part_files = part.to_data()
+            specs.append({"kind": part.kind, "params": params})
+            files.update(part_files)
+        return {"parts": specs, "weights": self.weights.tolist()}, files
+
+    @classmethod
+    def from_data(cls, params: dict[str, Any], files: dict[str, str]) -> BlendScorer:
+        try:
+            specs, weights = params["parts"], params["weights"]
+            parts = [PARTS[spec["kind"]].from_data(spec["params"], files) for spec in specs]
+        except (KeyError, TypeError) as exc:
+            raise ScorerError(f"bad blend parameters: {exc!r}") from None
+        return cls(parts, weights)
+
+
+SCORERS: dict[str, Any] = {
     BoosterScorer.kind: BoosterScorer,
     LinearScorer.kind: LinearScorer,
+    CatBoostScorer.kind: CatBoostScorer,
+    BlendScorer.kind: BlendScorer,
 }

@@ -7,16 +7,27 @@ from typing import Any
 import numpy as np
 
 from readmit_core.features import CATEGORY_SIZES, NUMERIC_FEATURES
-from readmit_core.scorers import BoosterScorer, LinearScorer, Scorer
+from readmit_core.scorers import BlendScorer, BoosterScorer, CatBoostScorer, LinearScorer, Scorer
+from readmit_trainer import catboost_export
 
 
 def to_scorer(algorithm: str, estimator: Any) -> Scorer:
     if algorithm == "lightgbm":
-        best = getattr(estimator, "best_iteration_", None) or -1
-        return BoosterScorer(estimator.booster_.model_to_string(num_iteration=best))
+        return _booster(estimator)
     if algorithm == "logistic_regression":
         return _linear(estimator)
+    if algorithm == "lightgbm_catboost":
+        from readmit_trainer.candidates import BLEND_WEIGHTS
+
+        trees, fit = estimator  # (LGBMClassifier, candidates.CatBoostFit)
+        catboost = CatBoostScorer(catboost_export.export(fit.model, fit.features, fit.y))
+        return BlendScorer([_booster(trees), catboost], list(BLEND_WEIGHTS))
     raise ValueError(f"no scorer for {algorithm}")
+
+
+def _booster(estimator: Any) -> BoosterScorer:
+    best = getattr(estimator, "best_iteration_", None) or -1
+    return BoosterScorer(estimator.booster_.model_to_string(num_iteration=best))
 
 
 def _linear(pipeline: Any) -> LinearScorer:
