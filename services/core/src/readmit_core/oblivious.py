@@ -13,8 +13,10 @@ as strings; and the ``FLOAT_INPUTS`` columns as numbers.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,7 @@ class ObliviousModelError(ValueError):
     """The saved data does not describe a valid oblivious-tree model."""
 
 
+@lru_cache(maxsize=8192)  # a few thousand codes and values: scoring reads them again and again
 def _key(value: float, how: str) -> str:
     if math.isnan(value):
         return MISSING_KEY
@@ -76,8 +79,11 @@ def projection_keys(keys: Sequence[Sequence[str]], floats: np.ndarray,
 
 
 def _element_columns(element: Sequence[Any]) -> int:
-    """The feature column an element reads."""
-    return FLOAT_COLUMNS[element[1]] if element[0] == "float" else CATEGORY_INPUTS[element[1]][1]
+    """The feature column an element (or test) reads."""
+    inputs = FLOAT_COLUMNS if element[0] == "float" else [c for _, c, _ in CATEGORY_INPUTS]
+    if element[0] not in ("cat", "exact", "float", "onehot") or not 0 <= element[1] < len(inputs):
+        raise ValueError(f"unknown input in {element!r}")
+    return inputs[element[1]]
 
 
 class ObliviousTrees:
@@ -88,9 +94,15 @@ class ObliviousTrees:
     ``binary``: the tests, each ``["float", j, border]`` (float input j > border), ``["onehot",
     i, key]`` (category input i is key) or ``["ctr", c, border]`` (CTR c > border);
     ``ctrs``: ``{"table", "type" (Borders: rate, Counter: frequency), "prior": [numerator,
-    denominator], "shift", "scale"}``; ``tables``: ``{"elements", "keys", "positives",
-    "counts"}`` counted on the fitting rows; ``trees``: ``{"splits" (binary indices, bit d of
-    the leaf index = split d), "leaf_values", "leaf_weights"}``; ``scale`` and ``bias``.
+    denominator], "shift", "scale"}``; ``tables``: ``{"elements", "keys" (``projection_keys``),
+    "positives", "counts"}`` counted on the fitting rows; ``trees``: ``{"splits" (binary
+    indices, bit d of the leaf index = split d), "leaf_values", "leaf_weights"}``; ``scale``
+    and ``bias``.
+
+    Scoring is a few array operations whatever the number of CTRs: category keys become ids
+    (0: a key no table or test knows), a table's key is its elements' ids and bits in mixed
+    radix, and every table's keys sit, offset apart, in one sorted array: a row's counts in all
+    tables are one ``searchsorted``.
     """
 
     def __init__(self, data: dict[str, Any]) -> None:
@@ -101,42 +113,148 @@ class ObliviousTrees:
 
     def _parse(self, data: dict[str, Any]) -> None:
         self.scale, self.bias = float(data["scale"]), float(data["bias"])
-        self.tables = []
-        for table in data["tables"]:
-            elements = [list(e) for e in table["elements"]]
-            for e in elements:
-                _element_columns(e)  # an unknown input fails here
-            counts = np.asarray(table["counts"], dtype=np.float64)
-            positives = np.asarray(table["positives"], dtype=np.float64)
-            if counts.shape != positives.shape or counts.shape != (len(table["keys"]),):
+        self.vocab: list[dict[str, int]] = [{} for _ in CATEGORY_INPUTS]
+        tables = [self._split(table) for table in data["tables"]]
+        self.binary = [list(b) for b in data["binary"]]
+        for test in self.binary:
+            if test[0] == "onehot":
+                self._id(test[1], str(test[2]))
+        self._index_tables(tables)
+        self._index_ctrs(data["ctrs"])
+        self._index_tests()
+        self._index_trees(data["trees"])
+
+    def _id(self, category: int, key: str) -> int:
+        if not 0 <= category < len(CATEGORY_INPUTS):
+            raise ValueError(f"unknown category input {category}")
+        return self.vocab[category].setdefault(key, len(self.vocab[category]) + 1)
+
+    def _split(self, table: dict[str, Any]) -> tuple[list[list[Any]], list[list[str]], dict]:
+        """(elements, each element's column of key parts, the table) with ids assigned."""
+        elements = [list(e) for e in table["elements"]]
+        if not elements or len({json.dumps(e) for e in elements}) != len(elements):
+            raise ValueError("a table needs distinct elements, at least one")
+        parts = [str(k).split(KEY_SEPARATOR) for k in table["keys"]]
+        if any(len(p) != len(elements) for p in parts):
+            raise ValueError("a table's keys do not match its elements")
+        columns = [[p[d] for p in parts] for d in range(len(elements))]
+        for e, column in zip(elements, columns, strict=True):
+            _element_columns(e)  # an unknown input fails here
+            if e[0] == "cat":
+                for key in column:
+                    self._id(e[1], key)
+            elif e[0] == "exact":
+                self._id(e[1], str(e[2]))
+        return elements, columns, table
+
+    def _index_tables(self, tables: list[tuple[list[list[Any]], list[list[str]], dict]]) -> None:
+        at: dict[str, int] = {}  # element -> its column in a row's element values
+        width = max((len(e) for e, _, _ in tables), default=1)
+        self.table_elements = np.zeros((len(tables), width), dtype=np.int64)
+        self.table_radix = np.zeros((len(tables), width), dtype=np.int64)  # 0: no element
+        self.table_base = np.zeros(len(tables), dtype=np.int64)
+        self.largest = np.zeros(len(tables))
+        self.elements: list[list[Any]] = []
+        keys, positives, counts, base = [], [], [], 0
+        for t, (elements, columns, table) in enumerate(tables):
+            radix, key = 1, np.zeros(len(columns[0]), dtype=np.int64)
+            for d, (e, column) in enumerate(zip(elements, columns, strict=True)):
+                name = json.dumps(e)
+                if name not in at:
+                    at[name] = len(self.elements)
+                    self.elements.append(e)
+                self.table_elements[t, d], self.table_radix[t, d] = at[name], radix
+                if e[0] == "cat":
+                    ids, size = [self.vocab[e[1]][k] for k in column], len(self.vocab[e[1]]) + 1
+                else:
+                    ids, size = [int(k == "1") for k in column], 2
+                key += np.asarray(ids, dtype=np.int64) * radix
+                radix *= size
+            self.table_base[t] = base
+            keys.append(key + base)
+            base += radix
+            if base >= 1 << 62:
+                raise ValueError("the tables' keys do not fit 64 bits")
+            c = np.asarray(table["counts"], dtype=np.float64)
+            p = np.asarray(table["positives"], dtype=np.float64)
+            if c.shape != key.shape or p.shape != key.shape:
                 raise ValueError("a table's keys, positives and counts differ in length")
-            index = {str(k): i for i, k in enumerate(table["keys"])}
-            # an unseen key reads the zero counts in the last slot
-            largest = float(counts.max(initial=0.0))
-            self.tables.append((elements, index, np.append(positives, 0.0),
-                                np.append(counts, 0.0), largest))  # fmt: skip
-        self.ctrs = []
-        for ctr in data["ctrs"]:
+            self.largest[t] = c.max(initial=0.0)
+            counts.append(c)
+            positives.append(p)
+        flat = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+        order = np.argsort(flat, kind="stable")
+        if (np.diff(flat[order]) == 0).any():
+            raise ValueError("a table holds a key twice")
+        # a key not found reads the zero counts past the end
+        self.sorted_keys = flat[order]
+        self.sorted_positives = np.append(np.concatenate(positives or [[]])[order], 0.0)
+        self.sorted_counts = np.append(np.concatenate(counts or [[]])[order], 0.0)
+        kinds = [e[0] for e in self.elements]
+        self.cat_elements = np.array([i for i, k in enumerate(kinds) if k == "cat"], dtype=int)
+        self.cat_inputs = np.array([e[1] for e in self.elements if e[0] == "cat"], dtype=int)
+        self.float_elements = np.array([i for i, k in enumerate(kinds) if k == "float"], dtype=int)
+        self.float_inputs = np.array([e[1] for e in self.elements if e[0] == "float"], dtype=int)
+        self.float_borders = np.array([e[2] for e in self.elements if e[0] == "float"], dtype=float)
+        self.exact_elements = np.array([i for i, k in enumerate(kinds) if k == "exact"], dtype=int)
+        self.exact_inputs = np.array([e[1] for e in self.elements if e[0] == "exact"], dtype=int)
+        self.exact_ids = np.array([self.vocab[e[1]][str(e[2])] for e in self.elements
+                                   if e[0] == "exact"], dtype=np.int64)  # fmt: skip
+
+    def _index_ctrs(self, ctrs: list[dict[str, Any]]) -> None:
+        columns: dict[str, list[float]] = {
+            k: [] for k in ("table", "borders", "numerator", "denominator", "shift", "scale")
+        }
+        for ctr in ctrs:
             if ctr["type"] not in ("Borders", "Counter"):
                 raise ValueError(f"CTR type {ctr['type']!r}")
-            if not 0 <= int(ctr["table"]) < len(self.tables):
+            if not 0 <= int(ctr["table"]) < len(self.table_base):
                 raise ValueError(f"CTR of unknown table {ctr['table']}")
             numerator, denominator = map(float, ctr["prior"])
-            self.ctrs.append((int(ctr["table"]), ctr["type"], numerator, denominator,
-                              float(ctr["shift"]), float(ctr["scale"])))  # fmt: skip
-        self.binary = [list(b) for b in data["binary"]]
+            for name, value in (("table", int(ctr["table"])),
+                                ("borders", ctr["type"] == "Borders"), ("numerator", numerator),
+                                ("denominator", denominator), ("shift", float(ctr["shift"])),
+                                ("scale", float(ctr["scale"]))):  # fmt: skip
+                columns[name].append(value)
+        self.ctr_table = np.array(columns["table"], dtype=np.int64)
+        self.ctr_borders_kind = np.array(columns["borders"], dtype=bool)
+        self.ctr_numerator, self.ctr_denominator, self.ctr_shift, self.ctr_scale = (
+            np.array(columns[name], dtype=np.float64)
+            for name in ("numerator", "denominator", "shift", "scale")
+        )
+        self.ctr_elements = [self.elements_of(t) for t in self.ctr_table.tolist()]
+
+    def elements_of(self, table: int) -> list[list[Any]]:
+        return [
+            self.elements[e]
+            for e, r in zip(self.table_elements[table], self.table_radix[table], strict=True)
+            if r
+        ]
+
+    def _index_tests(self) -> None:
         columns = np.zeros((len(self.binary) + 1, len(FEATURE_NAMES)))  # last: padding test
+        kinds: dict[str, list[tuple[int, Any, Any]]] = {"float": [], "onehot": [], "ctr": []}
         for b, test in enumerate(self.binary):
             if test[0] == "ctr":
-                elements = self.tables[self.ctrs[test[1]][0]][0]
-                read = sorted({_element_columns(e) for e in elements})
-            elif test[0] in ("float", "onehot"):
+                read = sorted({_element_columns(e) for e in self.ctr_elements[test[1]]})
+                kinds["ctr"].append((b, int(test[1]), float(test[2])))
+            elif test[0] == "float":
                 read = [_element_columns(test)]
+                kinds["float"].append((b, int(test[1]), float(test[2])))
+            elif test[0] == "onehot":
+                read = [_element_columns(test)]
+                kinds["onehot"].append((b, int(test[1]), self.vocab[test[1]][str(test[2])]))
             else:
                 raise ValueError(f"binary test {test!r}")
             columns[b, read] = 1.0 / len(read)  # a combination's change is shared by its fields
         self.attribution = columns
-        trees = data["trees"]
+        self.tests = {
+            kind: tuple(np.array(column) for column in zip(*rows, strict=True)) if rows
+            else (np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0))
+            for kind, rows in kinds.items()
+        }  # fmt: skip
+
+    def _index_trees(self, trees: list[dict[str, Any]]) -> None:
         depth = max((len(t["splits"]) for t in trees), default=0)
         n, width = len(trees), 1 << depth
         self.splits = np.full((n, max(depth, 1)), len(self.binary), dtype=np.int64)
@@ -185,28 +303,34 @@ class ObliviousTrees:
         features = np.asarray(features, dtype=np.float64)
         if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
             raise ValueError(f"expected rows of {len(FEATURE_NAMES)} features")
-        keys, floats = category_keys(features), features[:, FLOAT_COLUMNS]
-        counted = []
-        for elements, index, positives, counts, _ in self.tables:
-            unseen = len(positives) - 1
-            rows = [index.get(k, unseen) for k in projection_keys(keys, floats, elements)]
-            counted.append((positives[rows], counts[rows]))
-        ctr_values = []
-        for table, kind, numerator, denominator, shift, scale in self.ctrs:
-            positives, counts = counted[table]
-            if kind == "Borders":
-                value = (positives + numerator) / (counts + denominator)
-            else:  # the value's frequency, relative to the table's most frequent value
-                value = (counts + numerator) / (self.tables[table][4] + denominator)
-            ctr_values.append((value + shift) * scale)
-        out = np.zeros((len(features), len(self.binary) + 1), dtype=bool)
-        for b, test in enumerate(self.binary):
-            if test[0] == "float":
-                out[:, b] = floats[:, test[1]] > test[2]
-            elif test[0] == "onehot":
-                out[:, b] = [k == test[2] for k in keys[test[1]]]
-            else:
-                out[:, b] = ctr_values[test[1]] > test[2]
+        n, floats = len(features), features[:, FLOAT_COLUMNS]
+        ids = np.array([[vocab.get(_key(v, how), 0) for v in features[:, column].tolist()]
+                        for vocab, (_, column, how) in zip(self.vocab, CATEGORY_INPUTS,
+                                                           strict=True)],
+                       dtype=np.int64).reshape(len(self.vocab), n).T  # fmt: skip
+        values = np.zeros((n, len(self.elements)), dtype=np.int64)
+        values[:, self.cat_elements] = ids[:, self.cat_inputs]
+        values[:, self.float_elements] = floats[:, self.float_inputs] > self.float_borders
+        values[:, self.exact_elements] = ids[:, self.exact_inputs] == self.exact_ids
+        keys = (values[:, self.table_elements] * self.table_radix).sum(axis=2) + self.table_base
+        slots = np.searchsorted(self.sorted_keys, keys)
+        found = self.sorted_keys[np.minimum(slots, len(self.sorted_keys) - 1)] == keys
+        slots = np.where(found, slots, len(self.sorted_keys))
+        positives = self.sorted_positives[slots][:, self.ctr_table]
+        counts = self.sorted_counts[slots][:, self.ctr_table]
+        ctr = np.where(self.ctr_borders_kind,
+                       (positives + self.ctr_numerator) / (counts + self.ctr_denominator),
+                       # Counter: the value's frequency, relative to the table's most frequent
+                       (counts + self.ctr_numerator)
+                       / (self.largest[self.ctr_table] + self.ctr_denominator))  # fmt: skip
+        ctr = (ctr + self.ctr_shift) * self.ctr_scale
+        out = np.zeros((n, len(self.binary) + 1), dtype=bool)
+        at, column, border = self.tests["float"]
+        out[:, at] = floats[:, column] > border
+        at, column, value = self.tests["onehot"]
+        out[:, at] = ids[:, column] == value
+        at, column, border = self.tests["ctr"]
+        out[:, at] = ctr[:, column] > border
         return out
 
     def _leaves(self, tests: np.ndarray) -> np.ndarray:
@@ -227,10 +351,12 @@ class ObliviousTrees:
         along the row's path in every tree, the node value's change at each test, given to the
         columns the test reads (shared equally by a combination's fields)."""
         leaves = self._leaves(self._tests(features))
-        per_test = np.zeros((len(leaves), len(self.binary) + 1))
-        rows = np.arange(len(leaves))[:, None]
-        for d in range(self.depth):
-            before = self.node_values[d][self._trees, leaves & ((1 << d) - 1)]
-            after = self.node_values[d + 1][self._trees, leaves & ((1 << (d + 1)) - 1)]
-            np.add.at(per_test, (rows, self.splits[:, d][None, :]), after - before)
-        return self.base, self.scale * per_test @ self.attribution
+        n, width = len(leaves), len(self.binary) + 1
+        if not self.depth:  # no tree splits: nothing but the base
+            return self.base, np.zeros((n, len(FEATURE_NAMES)))
+        values = [level[self._trees, leaves & ((1 << d) - 1)]
+                  for d, level in enumerate(self.node_values)]  # fmt: skip
+        changes = np.stack([values[d + 1] - values[d] for d in range(self.depth)], axis=2)
+        cells = np.arange(n)[:, None, None] * width + self.splits[None, :, : self.depth]
+        per_test = np.bincount(cells.ravel(), changes.ravel(), minlength=n * width)
+        return self.base, self.scale * per_test.reshape(n, width) @ self.attribution

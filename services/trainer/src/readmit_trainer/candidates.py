@@ -138,7 +138,7 @@ class CatBoostFit:
     y: np.ndarray
 
 
-def _catboost(X: np.ndarray, y: np.ndarray, iterations: int, seed: int,
+def fit_catboost(X: np.ndarray, y: np.ndarray, iterations: int, seed: int,
               validation: tuple[np.ndarray, np.ndarray] | None = None) -> CatBoostFit:  # fmt: skip
     from catboost import CatBoostClassifier, Pool
 
@@ -166,7 +166,7 @@ def lightgbm_catboost(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarr
 
     trees = lightgbm(X, y, Xv, yv, seed)
     progress(f"catboost {CATBOOST_PARAMS}: fitting (minutes on the full data)")
-    fit = _catboost(X, y, 5000, seed, (Xv, yv))
+    fit = fit_catboost(X, y, 5000, seed, (Xv, yv))
     from catboost import Pool
 
     catboost = fit.model.predict(Pool(frame(Xv), cat_features=CAT_FEATURES),
@@ -207,7 +207,7 @@ def refit(chosen: Fitted, X: np.ndarray, y: np.ndarray, fitted_rows: int, seed: 
     trees = _refit_lightgbm(chosen.params["lightgbm"], X, y, fitted_rows, seed)
     rounds = max(1, round(chosen.params["catboost"]["iterations"] * len(y) / fitted_rows))
     progress(f"catboost: refitting {rounds} rounds")
-    return trees, _catboost(X, y, rounds, seed)
+    return trees, fit_catboost(X, y, rounds, seed)
 
 
 def select(names: list[str], X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray,
