@@ -205,7 +205,7 @@ def ensure_model(tracking_uri: str) -> None:
         pass
     # READMIT_TRAIN_ARGS adds trainer options, e.g. "--sample 3000" for a quick first model.
     extra = shlex.split(os.environ.get("READMIT_TRAIN_ARGS", ""))
-    print(f"model: no {MODEL_NAME}@{MODEL_ALIAS} yet; training it (~10 min on the full data)")
+    print(f"model: no {MODEL_NAME}@{MODEL_ALIAS} yet; training it (~7 min on the full data)")
     subprocess.run(
         [str(BIN / "readmit-train"), "--tracking-uri", tracking_uri, "--model-name", MODEL_NAME,
          "--alias", MODEL_ALIAS, *extra],
