@@ -47,11 +47,11 @@ _GROUP_RANGES = (
     ("neoplasms", 140, 239, None),
 )
 _CATEGORIES = tuple(f for f in FIELDS if f.kind is Kind.CATEGORY and f.name != "age")
-_COUNTS = tuple(f.name for f in FIELDS if f.kind is Kind.INTEGER)
+COUNT_FEATURES = tuple(f.name for f in FIELDS if f.kind is Kind.INTEGER)
 _VISITS = ("number_outpatient", "number_emergency", "number_inpatient")
 
 NUMERIC_FEATURES: tuple[str, ...] = (
-    *_COUNTS,
+    *COUNT_FEATURES,
     "age_years",  # midpoint of the bracket
     "total_visits",  # outpatient + emergency + inpatient visits in the prior year
     "med_changes",  # medications whose dose went up or down
@@ -127,7 +127,7 @@ def icd9_features(code: str | None) -> tuple[float, float]:
 
 def encode_record(record: Mapping[str, Any], rates: DiagnosisRates) -> list[float]:
     """One validated record -> its feature row (in ``FEATURE_NAMES`` order)."""
-    counts = [float(record[name]) for name in _COUNTS]
+    counts = [float(record[name]) for name in COUNT_FEATURES]
     icd9 = [record[d] for d in DIAGNOSES]
     diagnoses = [icd9_features(c) for c in icd9]
     doses = [record[m] for m in MEDICATIONS]
@@ -162,7 +162,7 @@ def encode_frame(frame: pd.DataFrame, rates: DiagnosisRates) -> np.ndarray:
 
     out = np.empty((len(frame), len(FEATURE_NAMES)), dtype=np.float64)
     column = {name: i for i, name in enumerate(FEATURE_NAMES)}
-    for name in _COUNTS:
+    for name in COUNT_FEATURES:
         out[:, column[name]] = frame[name].to_numpy(dtype=np.float64)
     out[:, column["age_years"]] = frame["age"].map(_AGE_YEARS).to_numpy(dtype=np.float64)
     out[:, column["total_visits"]] = frame[list(_VISITS)].to_numpy(dtype=np.float64).sum(axis=1)

@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from readmit_core.diagnosis_rates import DIAGNOSES
-from readmit_core.features import CATEGORICAL_FEATURES, FEATURE_NAMES
+from readmit_core.features import CATEGORICAL_FEATURES, COUNT_FEATURES, FEATURE_NAMES
 from readmit_core.log_odds import to_risk
-from readmit_core.schema import FIELDS, Kind
 
 MISSING_KEY = "NA"
 # (name, feature column, how the key is read from it); the diagnosis groups are left out (a
@@ -35,10 +34,8 @@ CATEGORY_INPUTS: tuple[tuple[str, int, str], ...] = (
     *((f"{d}_code", FEATURE_NAMES.index(f"{d}_value"), "value") for d in DIAGNOSES),
     *((f"{d}_category", FEATURE_NAMES.index(f"{d}_value"), "category") for d in DIAGNOSES),
 )  # fmt: skip
-FLOAT_INPUTS: tuple[str, ...] = (
-    *(f.name for f in FIELDS if f.kind is Kind.INTEGER),
-    "age_years",
-)
+CATEGORY_COLUMNS = tuple(column for _, column, _ in CATEGORY_INPUTS)
+FLOAT_INPUTS: tuple[str, ...] = (*COUNT_FEATURES, "age_years")
 FLOAT_COLUMNS = tuple(FEATURE_NAMES.index(name) for name in FLOAT_INPUTS)
 KEY_SEPARATOR = "\x1f"
 
@@ -80,7 +77,7 @@ def projection_keys(keys: Sequence[Sequence[str]], floats: np.ndarray,
 
 def _element_columns(element: Sequence[Any]) -> int:
     """The feature column an element (or test) reads."""
-    inputs = FLOAT_COLUMNS if element[0] == "float" else [c for _, c, _ in CATEGORY_INPUTS]
+    inputs = FLOAT_COLUMNS if element[0] == "float" else CATEGORY_COLUMNS
     if element[0] not in ("cat", "exact", "float", "onehot") or not 0 <= element[1] < len(inputs):
         raise ValueError(f"unknown input in {element!r}")
     return inputs[element[1]]
@@ -120,7 +117,7 @@ class ObliviousTrees:
             if test[0] == "onehot":
                 self._id(test[1], str(test[2]))
         self._index_tables(tables)
-        self._index_ctrs(data["ctrs"])
+        self._index_ctrs(data["ctrs"], [elements for elements, _, _ in tables])
         self._index_tests()
         self._index_trees(data["trees"])
 
@@ -201,14 +198,14 @@ class ObliviousTrees:
         self.exact_ids = np.array([self.vocab[e[1]][str(e[2])] for e in self.elements
                                    if e[0] == "exact"], dtype=np.int64)  # fmt: skip
 
-    def _index_ctrs(self, ctrs: list[dict[str, Any]]) -> None:
+    def _index_ctrs(self, ctrs: list[dict[str, Any]], elements: list[list[list[Any]]]) -> None:
         columns: dict[str, list[float]] = {
             k: [] for k in ("table", "borders", "numerator", "denominator", "shift", "scale")
         }
         for ctr in ctrs:
             if ctr["type"] not in ("Borders", "Counter"):
                 raise ValueError(f"CTR type {ctr['type']!r}")
-            if not 0 <= int(ctr["table"]) < len(self.table_base):
+            if not 0 <= int(ctr["table"]) < len(elements):
                 raise ValueError(f"CTR of unknown table {ctr['table']}")
             numerator, denominator = map(float, ctr["prior"])
             for name, value in (("table", int(ctr["table"])),
@@ -222,14 +219,7 @@ class ObliviousTrees:
             np.array(columns[name], dtype=np.float64)
             for name in ("numerator", "denominator", "shift", "scale")
         )
-        self.ctr_elements = [self.elements_of(t) for t in self.ctr_table.tolist()]
-
-    def elements_of(self, table: int) -> list[list[Any]]:
-        return [
-            self.elements[e]
-            for e, r in zip(self.table_elements[table], self.table_radix[table], strict=True)
-            if r
-        ]
+        self.ctr_elements = [elements[t] for t in self.ctr_table.tolist()]
 
     def _index_tests(self) -> None:
         columns = np.zeros((len(self.binary) + 1, len(FEATURE_NAMES)))  # last: padding test

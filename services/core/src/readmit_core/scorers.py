@@ -147,12 +147,14 @@ class CatBoostScorer:
     kind = "catboost"
     FILE = "catboost.json"
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
+    def __init__(self, data: dict[str, Any], text: str | None = None) -> None:
+        """``text``: ``data`` as read from the file, if it was (kept rather than the parsed
+        dict, which a large model's counter tables make many times bigger)."""
         try:
             self.trees = ObliviousTrees(data)
         except ObliviousModelError as exc:
             raise ScorerError(str(exc)) from None
+        self.text = json.dumps(data, separators=(",", ":")) if text is None else text
 
     def risk(self, features: np.ndarray) -> np.ndarray:
         return self.trees.risk(features)
@@ -164,7 +166,7 @@ class CatBoostScorer:
         return self.trees.contributions(features)
 
     def to_data(self) -> tuple[dict[str, Any], dict[str, str]]:
-        return {}, {self.FILE: json.dumps(self.data, separators=(",", ":"))}
+        return {}, {self.FILE: self.text}
 
     @classmethod
     def from_data(cls, params: dict[str, Any], files: dict[str, str]) -> CatBoostScorer:
@@ -176,7 +178,7 @@ class CatBoostScorer:
             raise ScorerError(f"{cls.FILE} is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ScorerError(f"{cls.FILE} is not an object")
-        return cls(data)
+        return cls(data, files[cls.FILE])
 
 
 PARTS: dict[str, type[BoosterScorer] | type[CatBoostScorer]] = {
