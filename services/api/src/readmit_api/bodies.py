@@ -84,7 +84,8 @@ class FieldError(BaseModel):
 
 class ValidationProblem(BaseModel):
     detail: str = Field(examples=["1 invalid field"])
-    errors: list[FieldError]
+    errors: list[FieldError] = Field(description="the first 50 errors")
+    more_errors: int = Field(0, examples=[0], description="errors beyond those listed")
 
 
 class Problem(BaseModel):

@@ -196,8 +196,10 @@ DOSE_LABELS = {
 }
 
 # ICD-9-CM as the data set writes it: numeric codes without leading zeros ("8", "250.83"),
-# supplementary V codes ("V57") and external-cause E codes ("E909").
-ICD9_PATTERN = r"^(\d{1,3}(\.\d{1,2})?|V\d{2}(\.\d{1,2})?|E\d{3}(\.\d)?)$"
+# supplementary V codes ("V57") and external-cause E codes ("E909"). ASCII digits only: `\d`
+# also matches other scripts' digits in pydantic's regex engine (full-width 428, U+FF14 U+FF12
+# U+FF18, passed and was scored as an unseen code).
+ICD9_PATTERN = r"^([0-9]{1,3}(\.[0-9]{1,2})?|V[0-9]{2}(\.[0-9]{1,2})?|E[0-9]{3}(\.[0-9])?)$"
 ICD9_RE = re.compile(ICD9_PATTERN)
 
 
