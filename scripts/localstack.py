@@ -58,6 +58,7 @@ def services() -> list[Service]:
     ui_port = int(os.environ.get("READMIT_UI_PORT", "8501"))
     locust_port = int(os.environ.get("LOCUST_WEB_PORT", "8089"))
     prometheus_port = int(os.environ.get("PROMETHEUS_PORT", "9090"))
+    metrics_port = api_metrics_port()
     store = STATE / "mlflow"
     tracking = f"http://127.0.0.1:{mlflow_port}"
     api = f"http://127.0.0.1:{api_port}"
@@ -75,7 +76,7 @@ def services() -> list[Service]:
             "api", "READMIT_API_PORT", api_port, "/ready", 120,
             (str(API_BIN / "readmit-api"), "--host", "127.0.0.1", "--port", str(api_port)),
             (("MLFLOW_TRACKING_URI", tracking), ("READMIT_MODEL_NAME", MODEL_NAME),
-             ("READMIT_MODEL_ALIAS", MODEL_ALIAS)),
+             ("READMIT_MODEL_ALIAS", MODEL_ALIAS), ("READMIT_METRICS_PORT", str(metrics_port))),
         ),
         Service(
             "ui", "READMIT_UI_PORT", ui_port, "/_stcore/health", 60, (str(BIN / "readmit-ui"),),
@@ -97,6 +98,11 @@ def services() -> list[Service]:
              f"--web.listen-address=127.0.0.1:{prometheus_port}"),
         ),
     ]  # fmt: skip
+
+
+def api_metrics_port() -> int:
+    """The api's /metrics (its own port, as in the cluster)."""
+    return int(os.environ.get("READMIT_API_METRICS_PORT", "9464"))
 
 
 def exporter_ports() -> tuple[int, int]:
@@ -123,7 +129,7 @@ def alert_rules() -> dict:
     return yaml.safe_load(rendered)["spec"]
 
 
-def write_prometheus_config(api_port: int, interval: str) -> None:
+def write_prometheus_config(interval: str) -> None:
     import yaml
 
     PROM.mkdir(parents=True, exist_ok=True)
@@ -132,7 +138,8 @@ def write_prometheus_config(api_port: int, interval: str) -> None:
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(PROM / "rules.yml")],
         "scrape_configs": [
-            {"job_name": API_JOB, "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}]},
+            {"job_name": API_JOB, "static_configs": [
+                {"targets": [f"127.0.0.1:{api_metrics_port()}"]}]},
             {"job_name": LOCUST_JOB, "static_configs": [
                 {"targets": [f"127.0.0.1:{p}" for p in exporter_ports()]}]},
         ],
@@ -220,13 +227,15 @@ def up() -> None:
     start(mlflow)
     ensure_model(mlflow.url)  # the api is ready only once there is a model to serve
     urls = {s.name: s.url for s in rest}
-    api_port = next(s.port for s in rest if s.name == "api")
-    write_prometheus_config(api_port, os.environ.get("PROMETHEUS_SCRAPE_INTERVAL", "5s"))
+    write_prometheus_config(os.environ.get("PROMETHEUS_SCRAPE_INTERVAL", "5s"))
     for svc in rest:
         start(svc)
     print("\nreadmit local stack is up:")
     print(f"  MLflow UI and registry  {mlflow.url}")
-    print(f"  api                     {urls['api']}  (docs: {urls['api']}/docs)")
+    print(
+        f"  api                     {urls['api']}  (docs: {urls['api']}/docs; metrics "
+        f":{api_metrics_port()}/metrics)"
+    )
     print(f"  ui (clinicians)         {urls['ui']}")
     print(f"  Locust web UI           {urls['locust']}  (metrics :{exporter_ports()[0]}/metrics)")
     print(f"  Prometheus              {urls['prometheus']}  (alerts: {urls['prometheus']}/alerts)")

@@ -176,9 +176,9 @@ def api_model(mlflow_server: str, data_path: Path) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def start_api(log_path: Path, **env: str) -> ApiProcess:
+def start_api(log_path: Path, preexec_fn: Any = None, **env: str) -> ApiProcess:
     require(API_BIN.exists(), f"{API_BIN} is missing: run `make install`")
-    return ApiProcess(log_path, **env)
+    return ApiProcess(log_path, preexec_fn, **env)
 
 
 @pytest.fixture(scope="session")
@@ -206,6 +206,33 @@ def flat_rates(prior: float = 0.1) -> Any:
     from readmit_core.diagnosis_rates import TABLES, DiagnosisRates
 
     return DiagnosisRates(prior, {name: {} for name in TABLES})
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small LightGBM model fitted here and saved as data (a READMIT_MODEL_URI directory):
+    the api's request path without a registry or the data set. Risk rises with prior stays."""
+    import lightgbm as lgb
+    import numpy as np
+
+    from readmit_core import artifact
+    from readmit_core.features import FEATURE_NAMES, encode_records
+    from readmit_core.model import ReadmissionModel
+    from readmit_core.schema import example_encounter
+    from readmit_core.scorers import BoosterScorer
+
+    rng = np.random.default_rng(1)
+    rates = flat_rates()
+    x = encode_records([example_encounter()] * 400, rates)
+    x[:, FEATURE_NAMES.index("number_inpatient")] = rng.integers(0, 6, 400)
+    y = (x[:, FEATURE_NAMES.index("number_inpatient")] + rng.normal(size=400) > 3).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4,
+                         "min_data_in_leaf": 5}, lgb.Dataset(x, y), 10)  # fmt: skip
+    model = ReadmissionModel(BoosterScorer(booster.model_to_string()), 0.5, "lightgbm", rates,
+                             info={"drift_baseline": None})  # fmt: skip
+    directory = tmp_path_factory.mktemp("tiny-model")
+    artifact.save(model, directory)
+    return directory
 
 
 def use_mlflow(uri: str) -> None:

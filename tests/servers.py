@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,11 @@ def stop(proc: subprocess.Popen[Any]) -> None:
 class ApiProcess:
     """A real ``readmit-api`` process on a free loopback port."""
 
-    def __init__(self, log_path: Path, **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, log_path: Path, preexec_fn: Callable[[], None] | None = None,
+                 **env: str) -> None:  # fmt: skip
+        self.port, self.metrics_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         self.log_path = log_path
         self._log = log_path.open("w")
         self.proc = subprocess.Popen(
@@ -64,8 +67,9 @@ class ApiProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=preexec_fn,
             env={**os.environ, "READMIT_RELOAD_INTERVAL_S": "1", "READMIT_LOAD_RETRY_MAX_S": "1",
-                 **env},
+                 "READMIT_METRICS_PORT": str(self.metrics_port), **env},
         )  # fmt: skip
 
     def wait_healthy(self, timeout: float = 60) -> None:
@@ -77,7 +81,7 @@ class ApiProcess:
     def metric(self, metric: str, **labels: str) -> float:
         """The value of one sample on /metrics (0 when absent)."""
         want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in requests.get(f"{self.url}/metrics", timeout=5).text.splitlines():
+        for line in requests.get(self.metrics_url, timeout=5).text.splitlines():
             if line.startswith("#"):
                 continue
             key, _, value = line.rpartition(" ")

@@ -7,40 +7,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import lightgbm as lgb
-import numpy as np
 import pytest
-from conftest import flat_rates
 from fastapi.testclient import TestClient
 
 from readmit_api.app import create_app
 from readmit_api.settings import Settings
-from readmit_core import artifact
-from readmit_core.features import FEATURE_NAMES, encode_records
-from readmit_core.model import ReadmissionModel
 from readmit_core.schema import example_encounter
-from readmit_core.scorers import BoosterScorer
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(1)
-    rates = flat_rates()
-    x = encode_records([example_encounter()] * 400, rates)
-    x[:, FEATURE_NAMES.index("number_inpatient")] = rng.integers(0, 6, 400)
-    y = (x[:, FEATURE_NAMES.index("number_inpatient")] + rng.normal(size=400) > 3).astype(int)
-    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4,
-                         "min_data_in_leaf": 5}, lgb.Dataset(x, y), 10)  # fmt: skip
-    model = ReadmissionModel(BoosterScorer(booster.model_to_string()), 0.5, "lightgbm", rates,
-                             info={"drift_baseline": None})  # fmt: skip
-    directory = tmp_path_factory.mktemp("model")
-    artifact.save(model, directory)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def client(model_dir: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(model_uri=str(model_dir), reload_interval_s=0, max_batch=3))
+def client(tiny_model: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(model_uri=str(tiny_model), reload_interval_s=0, max_batch=3))
     with TestClient(app) as c:
         for _ in range(200):  # the model loads in the background
             if c.get("/ready").status_code == 200:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -179,7 +180,7 @@ def test_metrics_are_exported_and_move(api: ApiProcess, example: dict[str, Any])
         requests.post(f"{api.url}/predict", json=example, timeout=10)
     assert api.metric("readmit_http_requests_total", **labels) == before + 3
     assert api.metric("readmit_prediction_risk_count") == risk_before + 3
-    text = requests.get(f"{api.url}/metrics", timeout=5).text
+    text = requests.get(api.metrics_url, timeout=5).text
     exported = (
         "readmit_http_request_duration_seconds_bucket", "readmit_inference_duration_seconds",
         "readmit_batch_size", "readmit_predictions_total", "readmit_model_info",
@@ -193,9 +194,24 @@ def test_metrics_are_exported_and_move(api: ApiProcess, example: dict[str, Any])
 def test_route_labels_are_templates_not_raw_paths(api: ApiProcess) -> None:
     for path in ("/no/such/path/1", "/no/such/path/2", "/predict/../x"):
         requests.get(f"{api.url}{path}", timeout=5)
-    text = requests.get(f"{api.url}/metrics", timeout=5).text
+    text = requests.get(api.metrics_url, timeout=5).text
     assert "/no/such" not in text
     assert 'route="unmatched"' in text
+
+
+def test_the_docs_pages_load_nothing_from_the_internet(api: ApiProcess) -> None:
+    """/docs and /redoc take Swagger UI and ReDoc from the api itself (a cluster without
+    internet, and no third-party script in the page)."""
+    for page in ("/docs", "/redoc"):
+        html = requests.get(f"{api.url}{page}", timeout=5).text
+        scripts = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert scripts, html
+        for url in scripts:
+            assert url.startswith("/"), url  # served by the api, never a CDN
+            asset = requests.get(f"{api.url}{url}", timeout=5)
+            assert asset.status_code == 200, url
+    bundle = requests.get(f"{api.url}/static-offline-docs/swagger-ui-bundle.js", timeout=5)
+    assert len(bundle.content) > 500_000
 
 
 def test_openapi_documents_every_body_with_examples(api: ApiProcess) -> None:

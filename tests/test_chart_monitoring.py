@@ -42,7 +42,7 @@ def test_dashboards_and_alerts_use_only_metrics_the_services_export(chart: Path,
 
     # The drift window's series exist once the api has seen an encounter.
     requests.post(f"{api.url}/predict", json=example, timeout=10).raise_for_status()
-    exported = set(re.findall(r"^(\w+)[ {]", requests.get(f"{api.url}/metrics", timeout=5).text,
+    exported = set(re.findall(r"^(\w+)[ {]", requests.get(api.metrics_url, timeout=5).text,
                               re.MULTILINE))  # fmt: skip
     locust_metrics = run(sys.executable, "-c", (
         "from locust.env import Environment\n"

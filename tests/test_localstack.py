@@ -25,8 +25,9 @@ from servers import API_BIN, free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-PORT_VARS = ("MLFLOW_PORT", "READMIT_API_PORT", "READMIT_UI_PORT", "LOCUST_WEB_PORT",
-             "PROMETHEUS_PORT", "LOCUST_METRICS_PORT", "LOADTEST_METRICS_PORT")  # fmt: skip
+PORT_VARS = ("MLFLOW_PORT", "READMIT_API_PORT", "READMIT_API_METRICS_PORT", "READMIT_UI_PORT",
+             "LOCUST_WEB_PORT", "PROMETHEUS_PORT", "LOCUST_METRICS_PORT",
+             "LOADTEST_METRICS_PORT")  # fmt: skip
 STACK = ("mlflow", "api", "ui", "locust", "prometheus")
 RATE_INTERVAL = "1m"  # what Grafana's $__rate_interval becomes at a 5 s scrape interval
 
@@ -127,7 +128,8 @@ def test_up_names_a_taken_port(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_prometheus_scrapes_the_api_and_locust_with_the_charts_rules(stack: Stack) -> None:
-    api_port, locust_port = stack.port("READMIT_API_PORT"), stack.port("LOCUST_METRICS_PORT")
+    api_port = stack.port("READMIT_API_METRICS_PORT")
+    locust_port = stack.port("LOCUST_METRICS_PORT")
     stack.wait_for(f'up{{job="readmit-api",instance="127.0.0.1:{api_port}"}} == 1')
     stack.wait_for(f'up{{job="readmit-locust-master",instance="127.0.0.1:{locust_port}"}} == 1')
     groups = requests.get(f"{stack.prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
@@ -233,7 +235,8 @@ def test_alerts_fire_live_api_down_then_no_model_and_errors(stack: Stack) -> Non
 
     port = stack.port("READMIT_API_PORT")
     env = {**stack.env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack.port('MLFLOW_PORT')}",
-           "READMIT_MODEL_ALIAS": "no-such-alias", "READMIT_LOAD_RETRY_MAX_S": "2"}  # fmt: skip
+           "READMIT_MODEL_ALIAS": "no-such-alias", "READMIT_LOAD_RETRY_MAX_S": "2",
+           "READMIT_METRICS_PORT": str(stack.port("READMIT_API_METRICS_PORT"))}  # fmt: skip
     api = subprocess.Popen([API_BIN, "--host", "127.0.0.1", "--port", str(port)], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)  # fmt: skip

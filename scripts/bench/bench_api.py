@@ -205,7 +205,8 @@ def prepare_servers(tmp: Path, registry_url: str) -> list[Server]:
     return [
         Server("readmit-api", [str(API_BIN / "readmit-api"), "--host", "127.0.0.1", "--port",
                "{port}"], "/ready", "/predict", ours,
-               {**registry, "READMIT_RELOAD_INTERVAL_S": "0"}),
+               {**registry, "READMIT_RELOAD_INTERVAL_S": "0",
+                "READMIT_METRICS_PORT": str(METRICS_PORT)}),
         Server("mlflow-serve", [str(DEV_BIN / "mlflow"), "models", "serve", "-m",
                f"models:/{MODEL}@production", "--env-manager", "local", "-w", "1",
                "-h", "127.0.0.1", "-p", "{port}"], "/health", "/invocations", theirs,
@@ -218,6 +219,7 @@ def prepare_servers(tmp: Path, registry_url: str) -> list[Server]:
 
 
 EXPLAIN_ROUNDS = 5
+METRICS_PORT = free_port()  # readmit-api's /metrics
 
 
 def explain_cost(ours: Server, seconds: int) -> tuple[float, float, list[float]]:
@@ -243,7 +245,7 @@ def measure_batches(tmp: Path, servers: list[Server]) -> dict[str, tuple[float, 
 
 def model_calls(ours: Server) -> float:
     """Mean encounters per model call over the whole run (micro-batching at work)."""
-    text = http("GET", ours.url + "/metrics").decode()
+    text = http("GET", f"http://127.0.0.1:{METRICS_PORT}/metrics").decode()
     values = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines()
               if ln.startswith("readmit_batch_size_")}  # fmt: skip
     return values["readmit_batch_size_sum"] / max(values["readmit_batch_size_count"], 1)

@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.responses import Response
 
 from readmit_api import bodies, drift
+from readmit_api.auth import ApiKeys
 from readmit_api.drift import DriftWindow
 from readmit_api.errors import ApiError, invalid_parameters
 from readmit_api.middleware import RequestGuard
@@ -22,23 +24,32 @@ from readmit_core.encounter import Encounter
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; raises auth.KeyConfigError when API keys were asked for but none can be used."""
     settings = settings or Settings()
+    api_keys = ApiKeys(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = ModelStore(settings)
         app.state.store = store
         window = DriftWindow(settings.drift_window)
-        app.state.predictor = Predictor(store, settings.max_batch, settings.high_risk_band, window)
+        predictor = Predictor(store, settings.max_batch, settings.high_risk_band, window)
+        app.state.predictor = predictor
         drift.COLLECTOR.attach(window, lambda: store.current and
-                               store.current.model.info.get("drift_baseline"))  # fmt: skip
+                               store.current.model.info.get("drift_baseline"),
+                               settings.drift_min_encounters)  # fmt: skip
         store.start()
+        api_keys.start()
         try:
             yield
         finally:
+            api_keys.stop()
             store.stop()
+            predictor.close()
 
-    app = FastAPI(
+    # /docs and /redoc from the package's own copies of Swagger UI and ReDoc: no CDN, so they
+    # work in a cluster without internet and load no third-party script into the page.
+    app = FastAPIOffline(
         title="readmit inference api",
         version="0.1.0",
         description="30-day readmission risk of diabetic patients, from the model registered in "
@@ -46,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.api_keys = api_keys
     # Set on SIGTERM (shutdown.py): not ready, and every response closes its connection.
     app.state.draining = threading.Event()
     app.state.input_schema = Encounter.model_json_schema(by_alias=True)
@@ -55,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         draining=app.state.draining,
         post_routes=frozenset({"/predict", "/predict/batch"}),
+        max_in_flight=settings.max_in_flight,
+        unlimited=frozenset({"/health", "/ready", "/metrics"}),
     )
 
     @app.exception_handler(ApiError)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import sys
+
+# Descriptors kept for what the process itself opens: the registry, model files, metrics, logs.
+FD_RESERVE = 128
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from readmit_api import logs
     from readmit_api.app import create_app
+    from readmit_api.auth import KeyConfigError
+    from readmit_api.http_limits import HttpLimits, protocol
     from readmit_api.settings import Settings
     from readmit_api.shutdown import DrainingServer
 
@@ -27,17 +34,37 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     log_config = logs.configure(settings.log_level)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except KeyConfigError as exc:
+        sys.exit(f"readmit-api: {exc}")
+    # Never more connections than descriptors: at the limit the registry calls failed (Errno 24).
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    connections = settings.max_connections
+    if soft != resource.RLIM_INFINITY:
+        connections = max(1, min(connections, soft - FD_RESERVE))
+    limits = HttpLimits(settings.max_header_bytes, settings.max_headers,
+                        settings.header_timeout_s, connections)  # fmt: skip
     config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
+        http=protocol(limits),
+        timeout_keep_alive=settings.keep_alive_s,
         log_config=log_config,
         access_log=False,  # metrics count every request; logs stay free of per-request noise
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    DrainingServer(config, app.state.draining, settings.shutdown_drain_s).run()
+    # One server, two sockets: the api's port, and /metrics on a port of its own that only
+    # Prometheus is let reach (the chart's NetworkPolicy; counters read before and after one
+    # request would say what was predicted for whom). One event loop behind both, so a scrape
+    # fails when the api does.
+    sockets = [config.bind_socket()]
+    if settings.metrics_port:
+        metrics = uvicorn.Config(app, host=args.host, port=settings.metrics_port)
+        sockets.append(metrics.bind_socket())
+    DrainingServer(config, app.state.draining, settings.shutdown_drain_s).run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Metrics (per pod; the window counts encounters, not time):
 ``readmit_drift_window_encounters``, ``readmit_drift_live_share{input,bin}``,
 ``readmit_drift_baseline_share{input,bin}``, ``readmit_drift_psi{input}``,
 ``readmit_drift_live_flagged_share``, ``readmit_drift_baseline_flagged_share``.
-A model without a baseline (trained before it was saved) exports only the live side.
+A model without a baseline (trained before it was saved) exports only the live side. The live
+side waits until the window holds READMIT_DRIFT_MIN_ENCOUNTERS (100): a share of a handful of
+encounters, read before and after one request, would say that patient's inputs and flag.
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ class DriftCollector(Collector):
     def __init__(self) -> None:
         self.window: DriftWindow | None = None
         self.baseline: Callable[[], Any] = lambda: None  # info["drift_baseline"] or None
+        self.min_encounters = 1
 
-    def attach(self, window: DriftWindow, baseline: Callable[[], Any]) -> None:
-        self.window, self.baseline = window, baseline
+    def attach(self, window: DriftWindow, baseline: Callable[[], Any],
+               min_encounters: int) -> None:  # fmt: skip
+        self.window, self.baseline, self.min_encounters = window, baseline, min_encounters
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         if self.window is None:
@@ -57,7 +61,7 @@ class DriftCollector(Collector):
         yield GaugeMetricFamily("readmit_drift_window_encounters",
                                 "Encounters in the drift window", value=n)  # fmt: skip
         base = valid_baseline(self.baseline())
-        live = shares(self.window.bins[:n]) if n else None
+        live = shares(self.window.bins[:n]) if n >= self.min_encounters else None
         if live is not None:
             yield _shares("readmit_drift_live_share", "Share of the window's encounters per "
                           "input bin", live)  # fmt: skip

@@ -22,6 +22,12 @@ HTTP_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge("readmit_requests_in_flight", "HTTP requests being served")
+HTTP_REFUSED = Counter(
+    "readmit_http_refused_total",
+    "Connections and requests refused before the application (limits on connections, headers, "
+    "time to send them, requests in flight)",
+    ["reason"],
+)
 INFERENCE_DURATION = Histogram(
     "readmit_inference_duration_seconds",
     "Model call duration (one micro-batch, or the explained rows of one request)",

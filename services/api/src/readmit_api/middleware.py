@@ -1,5 +1,5 @@
-"""One pure-ASGI layer for every request: metrics, in-flight count, content type, body size, and
-``Connection: close`` while the process drains before shutdown."""
+"""One pure-ASGI layer for every request: metrics, the in-flight limit, content type, body size,
+and ``Connection: close`` while the process drains before shutdown."""
 
 from __future__ import annotations
 
@@ -20,11 +20,19 @@ class RequestGuard:
         max_body_bytes: int,
         post_routes: frozenset[str],
         draining: threading.Event,
+        max_in_flight: int,
+        unlimited: frozenset[str],
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.post_routes = post_routes
         self.draining = draining
+        # Requests being served, probes and scrapes aside (they stay answerable under any load):
+        # past the limit a request is answered 503 with Retry-After, so memory stays bounded by
+        # max_in_flight bodies of at most max_body_bytes.
+        self.max_in_flight = max_in_flight
+        self.unlimited = unlimited
+        self._in_flight = 0
         # Bounded: routes are templates (or "unmatched"), statuses a small set.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -46,9 +54,17 @@ class RequestGuard:
             await send(message)
 
         guarded = method == "POST" and scope["path"] in self.post_routes
+        counted = scope["path"] not in self.unlimited
         metrics.IN_FLIGHT.inc()
+        self._in_flight += counted
         try:
-            rejected = self._reject(scope) if guarded else None
+            if counted and self._in_flight > self.max_in_flight:
+                metrics.HTTP_REFUSED.labels("too_many_requests").inc()
+                rejected: ApiError | None = ApiError(
+                    503, "too many requests at once: retry shortly", {"Retry-After": "1"}
+                )
+            else:
+                rejected = self._reject(scope) if guarded else None
             if rejected is not None:
                 await rejected.response()(scope, receive, send_status)
             else:
@@ -62,6 +78,7 @@ class RequestGuard:
             count.inc()
             duration.observe(time.perf_counter() - started)
             metrics.IN_FLIGHT.dec()
+            self._in_flight -= counted
 
     def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The labelled children, looked up once per (method, route, status): ~7 µs a request."""

@@ -105,11 +105,13 @@ class ModelStore:
         return True
 
     def _failed(self, what: str, exc: Exception, counter: Counter) -> bool:
+        """Counted and logged with the registry's own words; /ready and a 503 say only what
+        failed (anyone may ask /ready: the registry's error text is for the log)."""
         counter.inc()
         reason = f"{type(exc).__name__}: {exc}"[:500]
         log.error(what, extra={"reason": reason})
         if self.current is None:
-            self.not_ready_reason = f"no model loaded: {reason}"
+            self.not_ready_reason = f"no model loaded: the {what} (the api's log says why)"
         return False
 
     def _target(self) -> tuple[str, str | None, str | None] | None:

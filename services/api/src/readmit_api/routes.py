@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from readmit_api import bodies
 from readmit_api.auth import require_key
-from readmit_api.errors import json_response
+from readmit_api.errors import ApiError, json_response
 from readmit_api.prediction import RETRY_AFTER_S
 from readmit_core.encounter import Encounter
 from readmit_core.explain import FACTORS
@@ -113,6 +113,9 @@ async def model(request: Request) -> Response:
     return json_response({**loaded.describe(), "input_schema": request.app.state.input_schema})
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def prometheus_metrics() -> Response:
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus metrics, on READMIT_METRICS_PORT only (404 on the api's own port)."""
+    if request.scope["server"][1] != request.app.state.settings.metrics_port:
+        raise ApiError(404, "Not Found")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
