@@ -1,7 +1,8 @@
 """The subcharts' own container commands, run here as real processes: the MLflow server exactly as
-the mlflow Deployment starts it (its host check included), the training Job's init container and
-arguments against it, and Locust's master and worker as their Deployments start them. Only paths,
-ports and Service addresses are rewritten; the packages are the images' own."""
+the mlflow Deployment starts it (its authentication and host check included), the training Job's
+init container and arguments against it, the api with its read-only login, and Locust's master
+and worker as their Deployments start them. Only paths, ports and Service addresses are
+rewritten; the packages are the images' own."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ import pytest
 import requests
 import yaml
 from chart_tools import HELM, standalone
-from conftest import require
+from conftest import require, start_api
 from servers import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SERVICE = "http://readmit-mlflow:5000"  # what the chart's Job calls the server
+AUTH_DIR = "/var/run/secrets/readmit-mlflow"  # where the pods mount the registry's logins
+SECRET_KEYS = ("admin-password", "trainer-password", "api-password", "flask-secret-key")
+PASSWORDS = {name: f"{name}-0123456789abcdef" for name in SECRET_KEYS}
+MODEL = "diabetes-readmission"
 
 
 def rendered_pod(template: str, *sets: str, chart: str = "mlflow") -> dict:
@@ -42,36 +47,55 @@ def container_env(container: dict, home: Path) -> dict[str, str]:
     return {**os.environ, **env, "HOME": str(home)}
 
 
-def answers(url: str, host: str) -> int:
-    return requests.get(url, headers={"Host": host}, timeout=5).status_code
+def answers(url: str, host: str, login: tuple[str, str] | None = None) -> int:
+    return requests.get(url, headers={"Host": host}, auth=login, timeout=5).status_code
+
+
+ADMIN = ("admin", PASSWORDS["admin-password"])
+TRAINER = ("readmit-trainer", PASSWORDS["trainer-password"])
+READER = ("readmit-api", PASSWORDS["api-password"])
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """The server as the Deployment runs it, its volume and port moved here."""
+def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mlflow-auth Secret's files, as the kubelet mounts them."""
+    directory = tmp_path_factory.mktemp("mlflow-auth")
+    for name, value in PASSWORDS.items():
+        (directory / name).write_text(value)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, secrets: Path) -> Iterator[int]:
+    """The server as the Deployment runs it, its volume, Secret and port moved here."""
     (container,) = rendered_pod("deployment.yaml")["containers"]
     store = tmp_path_factory.mktemp("mlflow-volume")
     port = free_port()
     moved = {"/mlflow/": f"{store}/", "--port=5000": f"--port={port}",
-             "--host=0.0.0.0": "--host=127.0.0.1"}  # fmt: skip
+             "--host=0.0.0.0": "--host=127.0.0.1", AUTH_DIR: str(secrets)}  # fmt: skip
     command = list(container["command"])
     for old, new in moved.items():
         command = [a.replace(old, new) for a in command]
-    assert command[:2] == ["mlflow", "server"]
-    command[0] = str(VENV_BIN / "mlflow")
+    assert command[0] == "readmit-mlflow-server"
+    command[0] = str(VENV_BIN / "readmit-mlflow-server")
     log = store / "server.log"
     proc = subprocess.Popen(command, env=container_env(container, store), stdout=log.open("wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     # the kubelet's request: Host is the pod's IP and port
     url = f"http://127.0.0.1:{port}{container['readinessProbe']['httpGet']['path']}"
+    # the server is up once its users are: the trainer may read the model's experiment
+    ready = (f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name"
+             f"?experiment_name={MODEL}")  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
             try:
-                if answers(url, "10.1.2.3:5000") == 200:
+                if answers(url, "10.1.2.3:5000") == 200 and answers(ready, "localhost",
+                                                                    TRAINER) == 200:  # fmt: skip
                     break
             except requests.ConnectionError:
-                time.sleep(0.3)
+                pass
+            time.sleep(0.3)
         else:
             pytest.fail(f"the chart's mlflow command did not come up: {log.read_text()[-2000:]}")
         yield port
@@ -83,35 +107,96 @@ def test_the_host_check_lets_the_service_names_in_and_no_one_else(server: int) -
     url = f"http://127.0.0.1:{server}/api/2.0/mlflow/experiments/search?max_results=1"
     for host in ("readmit-mlflow:5000", "readmit-mlflow.lab:5000",
                  "readmit-mlflow.lab.svc.cluster.local:5000", "localhost:5000"):  # fmt: skip
-        assert answers(url, host) == 200, host  # the api, the Job, a port-forward
+        assert answers(url, host, ADMIN) == 200, host  # the api, the Job, a port-forward
     for host in ("10.1.2.3:5000", "attacker.example", "readmit-mlflow.other:5000"):
-        assert answers(url, host) == 403, host
+        assert answers(url, host, ADMIN) == 403, host
 
 
-def test_the_training_job_registers_the_model(server: int, data_path: Path,
-                                              tmp_path: Path) -> None:  # fmt: skip
+def test_no_login_no_registry(server: int) -> None:
+    """Without a login nothing but /health answers: no reading, registering or moving an alias."""
+    base = f"http://127.0.0.1:{server}"
+    assert requests.get(f"{base}/health", timeout=5).status_code == 200
+    calls = [("GET", "/api/2.0/mlflow/registered-models/search", None),
+             ("POST", "/api/2.0/mlflow/model-versions/create", {"name": MODEL, "source": "/x"}),
+             ("POST", "/api/2.0/mlflow/registered-models/alias",
+              {"name": MODEL, "alias": "production", "version": "1"}),
+             ("POST", "/api/2.0/mlflow/users/create", {"username": "me", "password": "x" * 20}),
+             ("GET", "/", None)]  # fmt: skip
+    for method, path, body in calls:
+        r = requests.request(method, base + path, json=body, timeout=5)
+        assert r.status_code == 401, (method, path)
+    wrong = requests.get(f"{base}/api/2.0/mlflow/registered-models/search", timeout=5,
+                         auth=("readmit-trainer", "guess"))  # fmt: skip
+    assert wrong.status_code == 401
+
+
+@pytest.fixture(scope="module")
+def trained(server: int, secrets: Path, data_path: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> str:  # fmt: skip
+    """The training Job run against the server: its init container, then the trainer, with the
+    trainer's login (its password from the Secret's file)."""
     here = f"http://127.0.0.1:{server}"
     pod = rendered_pod("train-job.yaml", "train.sample=3000", "train.data.existingClaim=uci")
     (wait,) = pod["initContainers"]
-    wait_script = wait["command"][-1].replace(SERVICE, here)
+    wait_script = wait["command"][-1].replace(SERVICE, here).replace(AUTH_DIR, str(secrets))
     subprocess.run([sys.executable, "-c", wait_script], check=True, timeout=30)
 
     (train,) = pod["containers"]
     args = [a.replace(SERVICE, here).replace("/data/dataset_diabetes.zip", str(data_path))
             for a in train["args"]]  # fmt: skip
     assert f"--tracking-uri={here}" in args
-    out = subprocess.run([str(VENV_BIN / "readmit-train"), *args], capture_output=True,
-                         text=True, env=container_env(train, tmp_path), timeout=600,
+    env = {k: v.replace(AUTH_DIR, str(secrets))
+           for k, v in container_env(train, tmp_path_factory.mktemp("home")).items()}  # fmt: skip
+    assert env["MLFLOW_TRACKING_USERNAME"] == "readmit-trainer"
+    out = subprocess.run([str(VENV_BIN / "readmit-train"), *args, "--candidates", "lightgbm"],
+                         capture_output=True, text=True, env=env, timeout=600,
                          check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["alias_moved"] is True
+    return summary["version"]
 
-    from mlflow import MlflowClient
 
-    client = MlflowClient(here, here)
-    version = client.get_model_version_by_alias("diabetes-readmission", "production")
-    assert version.version == "1"
+def test_the_training_job_registers_the_model(server: int, trained: str) -> None:
+    here = f"http://127.0.0.1:{server}"
+    version = requests.get(f"{here}/api/2.0/mlflow/registered-models/alias", auth=READER,
+                           params={"name": MODEL, "alias": "production"}, timeout=5)  # fmt: skip
+    assert version.json()["model_version"]["version"] == trained == "1"
+
+
+def test_the_api_login_reads_the_model_and_can_change_nothing(
+    server: int, trained: str, secrets: Path, tmp_path: Path
+) -> None:
+    """The api's login serves the model (its alias and files), and may not register a version,
+    move or delete the alias, delete a version or the model, or write an artifact."""
+    here = f"http://127.0.0.1:{server}"
+    (api,) = rendered_pod("deployment.yaml", chart="api")["containers"]
+    env = {e["name"]: e["value"].replace(AUTH_DIR, str(secrets)) for e in api["env"]
+           if e["name"].startswith(("MLFLOW_", "READMIT_MLFLOW"))}  # fmt: skip
+    assert env["MLFLOW_TRACKING_USERNAME"] == "readmit-api"
+    proc = start_api(tmp_path / "api.log", MLFLOW_TRACKING_URI=here, **env)
+    try:
+        proc.wait_ready()
+        assert requests.get(f"{proc.url}/ready", timeout=5).json()["model"]["version"] == trained
+    finally:
+        proc.close()
+    alias = {"name": MODEL, "alias": "production"}
+    writes = [("POST", "/api/2.0/mlflow/model-versions/create", {"name": MODEL, "source": "/x"}),
+              ("POST", "/api/2.0/mlflow/registered-models/alias", {**alias, "version": trained}),
+              ("DELETE", "/api/2.0/mlflow/registered-models/alias", alias),
+              ("DELETE", "/api/2.0/mlflow/model-versions/delete", {"name": MODEL, "version": "1"}),
+              ("DELETE", "/api/2.0/mlflow/registered-models/delete", {"name": MODEL}),
+              ("POST", "/api/2.0/mlflow/users/create",
+               {"username": "me", "password": "x" * 20})]  # fmt: skip
+    for method, path, body in writes:
+        r = requests.request(method, here + path, json=body, auth=READER, timeout=5)
+        assert r.status_code == 403, (method, path, r.text)
+    put = requests.put(f"{here}/api/2.0/mlflow-artifacts/artifacts/1/evil.txt", data=b"x",
+                       auth=READER, timeout=5)  # fmt: skip
+    assert put.status_code == 403
+    held = requests.get(f"{here}/api/2.0/mlflow/registered-models/alias", params=alias,
+                        auth=READER, timeout=5)  # fmt: skip
+    assert held.json()["model_version"]["version"] == trained  # untouched
 
 
 def test_locust_master_and_worker_connect_as_the_chart_starts_them(

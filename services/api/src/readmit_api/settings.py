@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
-from readmit_core.settings import MODEL_ALIAS, MODEL_NAME, ReadmitSettings
+from readmit_core.settings import MODEL_ALIAS, MODEL_NAME, ReadmitSettings, secret_field
 
 
 class Settings(ReadmitSettings):
@@ -73,10 +73,11 @@ class Settings(ReadmitSettings):
         None, validation_alias=AliasChoices("MLFLOW_TRACKING_USERNAME"),
         description="basic-auth user for the registry (MLflow's own variable)",
     )  # fmt: skip
-    mlflow_tracking_password: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("MLFLOW_TRACKING_PASSWORD"),
-        description="basic-auth password for the registry (MLflow's own variable)",
-    )  # fmt: skip
+    mlflow_tracking_password: SecretStr | None = secret_field(
+        "basic-auth password for the registry (MLflow's own variable; or "
+        "READMIT_MLFLOW_TRACKING_PASSWORD_FILE: a file with it, e.g. a mounted Secret)",
+        "MLFLOW_TRACKING_PASSWORD",
+    )
     shutdown_drain_s: float = Field(
         0.0,
         ge=0,

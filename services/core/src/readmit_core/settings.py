@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MODEL_NAME = "diabetes-readmission"  # the registered model
@@ -21,8 +21,12 @@ MODEL_ALIAS = "production"  # the alias the api serves and the trainer moves
 API_URL = "http://127.0.0.1:8000"  # where the ui and Locust find the api by default
 
 
-def secret_field(description: str) -> Any:
-    return Field(None, description=description, json_schema_extra={"secret_file": True})
+def secret_field(description: str, variable: str | None = None) -> Any:
+    """A secret read from READMIT_<FIELD> (or ``variable``) or from the file READMIT_<FIELD>_FILE
+    names."""
+    alias = AliasChoices(variable) if variable else None
+    return Field(None, description=description, validation_alias=alias,
+                 json_schema_extra={"secret_file": True})  # fmt: skip
 
 
 class ReadmitSettings(BaseSettings):
@@ -41,8 +45,10 @@ class ReadmitSettings(BaseSettings):
             path = data.pop(f"{name}_file", None) or os.environ.get(variable)
             if not path:
                 continue
+            alias = info.validation_alias
+            key = str(alias.choices[0]) if isinstance(alias, AliasChoices) else name
             try:
-                data[name] = Path(path).read_text().strip() or None
+                data[key] = Path(path).read_text().strip() or None
             except OSError as exc:
                 reason = exc.strerror
                 raise ValueError(f"{variable}={path} is not a readable file: {reason}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +110,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"readmit-train: {exc}")
     from readmit_trainer import registry  # imports mlflow: not for --help or a data error
 
+    # MLflow's client reads its password from the environment only: a Secret's file goes there.
+    settings = TrainerSettings()
+    if settings.mlflow_tracking_password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.reveal(settings.mlflow_tracking_password)
     registry.set_tracking(args.tracking_uri)
     published = registry.publish(result, args.model_name, args.alias, args.force,
                                  {"sample": args.sample, "seed": args.seed})  # fmt: skip

@@ -1,0 +1,28 @@
+{{/*
+A Secret value generated once and kept: the one already in the cluster when there is one (upgrades),
+else a new random one. Call with (dict "ctx" $ "name" "secret-name" "key" "data-key").
+*/}}
+{{- define "common.keptSecretValue" -}}
+{{- $old := lookup "v1" "Secret" .ctx.Release.Namespace .name }}
+{{- if and $old (index ($old.data | default dict) .key) }}
+{{- index $old.data .key }}
+{{- else }}
+{{- randAlphaNum 32 | b64enc }}
+{{- end }}
+{{- end }}
+
+{{/*
+The registry's users (MLflow's basic-auth app), and the Secret with their generated passwords
+(the mlflow chart makes it). The trainer may log runs, register versions and move the alias;
+the api may only read.
+*/}}
+{{- define "common.mlflowAuthSecretName" -}}
+{{- printf "%s-mlflow-auth" .Release.Name }}
+{{- end }}
+
+{{- define "common.mlflowTrainerUser" -}}readmit-trainer{{- end }}
+
+{{- define "common.mlflowApiUser" -}}readmit-api{{- end }}
+
+{{/* Where a pod finds the passwords of that Secret it mounts. */}}
+{{- define "common.mlflowAuthDir" -}}/var/run/secrets/readmit-mlflow{{- end }}
