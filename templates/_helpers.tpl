@@ -1,16 +1,3 @@
-{{/*
-A Secret value generated once and kept: the one already in the cluster when there is one (upgrades),
-else a new random one. Call with (dict "ctx" $ "name" "secret-name" "key" "data-key").
-*/}}
-{{- define "readmit.keptSecretValue" -}}
-{{- $old := lookup "v1" "Secret" .ctx.Release.Namespace .name }}
-{{- if and $old (index ($old.data | default dict) .key) }}
-{{- index $old.data .key }}
-{{- else }}
-{{- randAlphaNum 32 | b64enc }}
-{{- end }}
-{{- end }}
-
 {{/* The kube-prometheus-stack values (the key has dashes, so index it once here). */}}
 {{- define "readmit.kps" -}}
 {{- toYaml (index .Values "kube-prometheus-stack") }}
@@ -77,4 +64,11 @@ break the names NOTES.txt prints and the components call each other by).
 {{- if and .Values.api.enabled (not .Values.mlflow.enabled) (not .Values.api.mlflow.trackingUri) }}
 {{- fail "api.mlflow.trackingUri is required when mlflow.enabled is false: the api loads its model from that registry" }}
 {{- end }}
+{{- end }}
+
+{{/* The port of an http(s) URL: its own, else the scheme's. */}}
+{{- define "readmit.urlPort" -}}
+{{- $url := urlParse . }}
+{{- $hostPort := splitList ":" $url.host }}
+{{- if gt (len $hostPort) 1 }}{{ last $hostPort }}{{ else if eq $url.scheme "https" }}443{{ else }}80{{ end }}
 {{- end }}

@@ -129,7 +129,7 @@ def test_components_find_each_other_under_any_release_name(chart: Path, release:
     """The ui and Locust reach the api, the api and the training Job reach MLflow, the workers
     their master, and every NetworkPolicy selects its component's pods: by names and ports
     from one place (charts/common), never written into values."""
-    docs = render(chart, "lab", KUBE_VERSIONS[0], "networkPolicy.enabled=true", release=release)
+    docs = render(chart, "lab", KUBE_VERSIONS[0], release=release)
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
     pods = [t["metadata"]["labels"] for _, t in pod_specs(docs)]
     for d in docs:
@@ -144,13 +144,126 @@ def test_components_find_each_other_under_any_release_name(chart: Path, release:
         assert host in services, (who, host)
         assert port in [p["port"] for p in services[host]["spec"]["ports"]], (who, host, port)
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
-    assert len(policies) == 4
-    for policy in policies:
-        wanted = policy["spec"]["podSelector"]["matchLabels"].items()
-        assert any(wanted <= labels.items() for labels in pods), policy["metadata"]["name"]
-    for labels in pods:
-        assert any(p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
-                   for p in policies), labels  # fmt: skip
+    for policy in policies:  # each selects pods of the release
+        assert any(selects(policy["spec"]["podSelector"], labels) for labels in pods), policy
+    for labels in pods:  # and every pod is denied all but what its edges open
+        assert selects(policy_named(docs, f"{release}-deny-all")["spec"]["podSelector"], labels)
+    # every URL a pod calls is an edge opened at both ends, on that port
+    roles = pod_roles(docs, release)
+    callers = {name: t["metadata"]["labels"] for name, t in pod_specs(docs)}
+    # the master's --host is its workers' target: they call it, and have the edge
+    callers[f"{release}-locust-master"] = callers[f"{release}-locust-worker"]
+    open_edges = edges(docs, roles, release)
+    for who, host, port in found:
+        if host in ("localhost", "127"):
+            continue
+        target = services[host]["spec"]["selector"]
+        to = next(r for r, labels in roles.items() if target.items() <= labels.items())
+        source = next(r for r, labels in roles.items() if selects_labels(labels, callers[who]))
+        assert (source, to, port) in open_edges["egress"], (who, host, port)
+        assert (source, to, port) in open_edges["ingress"], (who, host, port)
+
+
+# The lab's edges, each opened at its ends: (from, to, port); "locust" is Locust's master,
+# "workers" its workers; a side outside the release by name.
+LAB_EDGES = {
+    ("ui", "api", 8000), ("workers", "api", 8000), ("nodeport", "api", 8000),
+    ("prometheus", "api", 9464), ("api", "mlflow", 5000), ("trainer", "mlflow", 5000),
+    ("nodeport", "ui", 8501), ("workers", "locust", 5557), ("nodeport", "locust", 8089),
+    ("prometheus", "locust", 9646), ("locust", "internet", 443), ("workers", "internet", 443),
+    ("trainer", "internet", 443), ("all", "dns", 53),
+}  # fmt: skip
+
+
+def test_the_labs_pods_reach_only_their_peers(chart: Path) -> None:
+    """Exactly these edges and no other: MLflow only from the api and the training Job, the api
+    from the ui, Locust's workers, Prometheus (metrics port) and the NodePort's clients, Locust's
+    master from its workers, Prometheus and its NodePort; out of the release only DNS and, to
+    download the data set, HTTPS to the internet (not the cluster's private ranges)."""
+    docs = render(chart, "lab")
+    found = edges(docs, pod_roles(docs))
+    assert found["ingress"] | found["egress"] == LAB_EDGES
+    internet = policy_named(docs, "readmit-trainer-to-internet")["spec"]["egress"][0]["to"]
+    assert internet[0]["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(
+        internet[0]["ipBlock"]["except"]
+    )
+    clients = policy_named(docs, "readmit-api-from-nodeport")["spec"]["ingress"][0]["from"]
+    assert clients == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.1.0.0/16"]}}]
+
+
+def test_production_reaches_its_external_registry_and_no_mlflow(chart: Path) -> None:
+    docs = render(chart, "production")
+    found = edges(docs, pod_roles(docs))
+    assert ("api", "registry", 443) in found["egress"]
+    assert not {e for e in found["ingress"] | found["egress"] if "mlflow" in e}
+    monitoring = policy_named(docs, "readmit-api-from-prometheus")["spec"]["ingress"][0]["from"]
+    observability = {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}
+    assert {"namespaceSelector": observability} in monitoring
+
+
+def policy_named(docs: list[dict], name: str) -> dict:
+    return next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == name)
+
+
+def selects_labels(selector: dict, labels: dict) -> bool:
+    return selector.items() <= labels.items()
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """A NetworkPolicy podSelector (matchLabels and In expressions) against a pod's labels."""
+    if not selects_labels(selector.get("matchLabels", {}), labels):
+        return False
+    return all(labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", []))
+
+
+def pod_roles(docs: list[dict], release: str = "readmit") -> dict[str, dict]:
+    """Each of the release's pod roles (api, ui, locust-master, ...) by the labels an edge's own
+    policy selects it with: the name an edge policy gives it."""
+    roles = {}
+    for d in docs:
+        if d["kind"] != "NetworkPolicy":
+            continue
+        name, spec = d["metadata"]["name"], d["spec"]
+        labels = spec["podSelector"].get("matchLabels", {})
+        for kind, word in (("Ingress", "-from-"), ("Egress", "-to-")):
+            if spec["policyTypes"] == [kind] and word in name and "matchExpressions" not in \
+                    spec["podSelector"]:  # fmt: skip
+                role = name.removeprefix(f"{release}-").split(word)[0]
+                roles[role] = labels
+    return roles
+
+
+def edges(docs: list[dict], roles: dict[str, dict],
+          release: str = "readmit") -> dict[str, set[tuple[str, str, int]]]:  # fmt: skip
+    """(from, to, port) of every ingress and egress rule; a side that is not one of the release's
+    pods is named as its policy names it."""
+
+    def role_of(peer: dict) -> str | None:
+        selector = peer.get("podSelector", {}).get("matchLabels")
+        if selector is None or "namespaceSelector" in peer:
+            return None
+        return next((r for r, labels in roles.items() if labels == selector), None)
+
+    found: dict[str, set[tuple[str, str, int]]] = {"ingress": set(), "egress": set()}
+    for d in docs:
+        if d["kind"] != "NetworkPolicy" or d["spec"]["policyTypes"] == ["Ingress", "Egress"]:
+            continue
+        name, spec = d["metadata"]["name"].removeprefix(f"{release}-"), d["spec"]
+        for rule in spec.get("ingress", []):
+            here, there = name.split("-from-")
+            peers = {role_of(p) for p in rule["from"]}
+            source = peers.pop() if peers != {None} else there
+            found["ingress"] |= {(source, here, p["port"]) for p in rule["ports"]}
+        for rule in spec.get("egress", []):
+            if name == "to-dns":
+                found["egress"].add(("all", "dns", 53))
+                continue
+            here, there = name.split("-to-")
+            peers = {role_of(p) for p in rule.get("to", [{}])}
+            target = peers.pop() if peers != {None} else there
+            found["egress"] |= {(here, target, p["port"]) for p in rule["ports"]}
+    return found
 
 
 def test_a_release_name_too_long_for_the_names_is_refused(helm: Path, chart: Path) -> None:

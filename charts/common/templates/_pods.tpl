@@ -17,13 +17,15 @@ capabilities:
 {{- end }}
 
 {{/*
-The API key, mounted as a file from its Secret (never an environment variable), when
-global.apiKeys.enabled. Three parts for the three lists of a pod spec: the variable that names
-the file (call with (dict "ctx" $ "env" "READMIT_API_KEY_FILE")), the mount and the volume.
+The API keys, one per client, from one Secret (an entry per client: ui, locust, and the people
+and scripts in global.apiKeys.clients), mounted as files, never environment variables.
+A client (ui, Locust) mounts its own entry only, as the file READMIT_API_KEY_FILE names: the
+env, the mount and the volume for the three lists of a pod spec; call the volume with
+(dict "ctx" $ "client" "ui").
 */}}
 {{- define "common.apiKeyEnv" -}}
-{{- if .ctx.Values.global.apiKeys.enabled }}
-- name: {{ .env }}
+{{- if .Values.global.apiKeys.enabled }}
+- name: READMIT_API_KEY_FILE
   value: /var/run/secrets/readmit/api-key
 {{- end }}
 {{- end }}
@@ -37,11 +39,11 @@ the file (call with (dict "ctx" $ "env" "READMIT_API_KEY_FILE")), the mount and 
 {{- end }}
 
 {{- define "common.apiKeyVolume" -}}
-{{- if .Values.global.apiKeys.enabled }}
+{{- if .ctx.Values.global.apiKeys.enabled }}
 - name: api-key
   secret:
-    secretName: {{ include "common.apiKeySecretName" . }}
-    items: [{key: {{ .Values.global.apiKeys.secretKey }}, path: api-key}]
+    secretName: {{ include "common.apiKeySecretName" .ctx }}
+    items: [{key: {{ .client }}, path: api-key}]
     defaultMode: 0440
 {{- end }}
 {{- end }}

@@ -3,7 +3,7 @@ The ports the images listen on, and their Services too (one number per port, so 
 here always meets its Service). Call with the port's name: (include "common.port" "api").
 */}}
 {{- define "common.port" -}}
-{{- $ports := dict "api" 8000 "ui" 8501 "mlflow" 5000 "locust" 8089 "locust-master" 5557 "locust-metrics" 9646 }}
+{{- $ports := dict "api" 8000 "api-metrics" 9464 "ui" 8501 "mlflow" 5000 "locust" 8089 "locust-master" 5557 "locust-metrics" 9646 }}
 {{- required (printf "no port is named %q" .) (get $ports .) }}
 {{- end }}
 

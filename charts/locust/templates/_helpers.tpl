@@ -32,7 +32,7 @@ containers:
       - name: READMIT_DATA
         value: /data/{{ $v.data.path }}
       {{- end }}
-      {{- include "common.apiKeyEnv" (dict "ctx" .ctx "env" "READMIT_API_KEY_FILE") | nindent 6 }}
+      {{- include "common.apiKeyEnv" .ctx | nindent 6 }}
     {{- with .ports }}
     ports:
       {{- toYaml . | nindent 6 }}
@@ -72,5 +72,5 @@ volumes:
       claimName: {{ $v.data.existingClaim }}
       readOnly: true
   {{- end }}
-  {{- include "common.apiKeyVolume" .ctx | nindent 2 }}
+  {{- include "common.apiKeyVolume" (dict "ctx" .ctx "client" "locust") | nindent 2 }}
 {{- end }}
