@@ -207,9 +207,12 @@ def test_locust_master_and_worker_connect_as_the_chart_starts_them(
     # the image's /src/locustfile.py links to this file (never imported here: locust patches ssl)
     locustfile = ROOT / "services/locust/src/readmit_locust/locustfile.py"
     master_port, web_port, metrics_port = free_port(), free_port(), free_port()
+    password = tmp_path / "web-password"
+    password.write_text("web-password-0123456789")
     moved = {"/src/locustfile.py": str(locustfile), "=5557": f"={master_port}",
              "--web-port=8089": f"--web-port={web_port}", "http://readmit-api:8000": api.url,
-             "=readmit-locust-master": "=127.0.0.1"}  # fmt: skip
+             "=readmit-locust-master": "=127.0.0.1",
+             "/var/run/secrets/readmit-locust/password": str(password)}  # fmt: skip
     procs = []
     try:
         for role in ("master", "worker"):
@@ -222,6 +225,8 @@ def test_locust_master_and_worker_connect_as_the_chart_starts_them(
             env = {**container_env(c, tmp_path), "READMIT_DATA": str(data_path),
                    "READMIT_LOCUST_METRICS_PORT": str(metrics_port),
                    "READMIT_LOCUST_METRICS_ADDR": "127.0.0.1"}  # fmt: skip
+            for old, new in moved.items():
+                env = {k: v.replace(old, new) for k, v in env.items()}
             quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
             procs.append(subprocess.Popen(command, env=env, start_new_session=True, **quiet))
         deadline = time.monotonic() + 120
@@ -237,7 +242,10 @@ def test_locust_master_and_worker_connect_as_the_chart_starts_them(
                 pass
             time.sleep(0.5)
         assert workers == "locust_workers 1.0", workers
-        assert requests.get(f"http://127.0.0.1:{web_port}/", timeout=5).status_code == 200
+        # the web UI asks for its login first
+        page = requests.get(f"http://127.0.0.1:{web_port}/", allow_redirects=False, timeout=5)
+        assert page.status_code == 302
+        assert page.headers["location"].startswith("/login")
     finally:
         for proc in reversed(procs):
             stop(proc)

@@ -5,8 +5,19 @@ app.kubernetes.io/component: {{ .role }}
 {{- end }}
 
 {{/* What master and workers share: image, command, environment, security, volumes. */}}
+{{/* The api under test: the only host a run may target and the key may go to. */}}
+{{- define "locust.apiUrl" -}}
+{{- .Values.apiUrl | default (include "common.serviceUrl" (dict "ctx" . "chart" "api")) }}
+{{- end }}
+
+{{/* The web UI's login: a generated password, kept across upgrades. */}}
+{{- define "locust.webSecretName" -}}
+{{- printf "%s-web" (include "common.fullname" .) }}
+{{- end }}
+
 {{- define "locust.podSpec" -}}
 {{- $v := .ctx.Values -}}
+{{- $master := eq .role "master" -}}
 automountServiceAccountToken: false
 securityContext:
   {{- include "common.podSecurityContext" . | nindent 2 }}
@@ -28,6 +39,16 @@ containers:
         value: {{ $v.load.waitMaxSeconds | quote }}
       - name: READMIT_LOCUST_METRICS_PORT
         value: {{ include "common.port" "locust-metrics" | quote }}
+      - name: READMIT_API_URL
+        value: {{ include "locust.apiUrl" .ctx | quote }}
+      {{- if $master }}
+      - name: READMIT_LOCUST_MAX_USERS
+        value: {{ $v.load.maxUsers | quote }}
+      - name: READMIT_LOCUST_MAX_SPAWN_RATE
+        value: {{ $v.load.maxSpawnRate | quote }}
+      - name: READMIT_LOCUST_WEB_PASSWORD_FILE
+        value: /var/run/secrets/readmit-locust/password
+      {{- end }}
       {{- if $v.data.existingClaim }}
       - name: READMIT_DATA
         value: /data/{{ $v.data.path }}
@@ -58,6 +79,11 @@ containers:
         readOnly: true
       {{- end }}
       {{- include "common.apiKeyVolumeMount" .ctx | nindent 6 }}
+      {{- if $master }}
+      - name: web-login
+        mountPath: /var/run/secrets/readmit-locust
+        readOnly: true
+      {{- end }}
 volumes:
   - name: tmp
     emptyDir: {}
@@ -73,4 +99,11 @@ volumes:
       readOnly: true
   {{- end }}
   {{- include "common.apiKeyVolume" (dict "ctx" .ctx "client" "locust") | nindent 2 }}
+  {{- if $master }}
+  - name: web-login
+    secret:
+      secretName: {{ include "locust.webSecretName" .ctx }}
+      items: [{key: password, path: password}]
+      defaultMode: 0440
+  {{- end }}
 {{- end }}

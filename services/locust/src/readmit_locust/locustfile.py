@@ -3,7 +3,7 @@
 Tasks, weighted like clinical use: single predictions (most), small batches, the model
 description and the liveness probe. Every response is checked (status, shape, risk in [0, 1]):
 a wrong body counts as a failure. READMIT_API_KEY (or the file READMIT_API_KEY_FILE names) is
-sent as a Bearer key when set.
+sent as a Bearer key when set, and only to READMIT_API_URL's origin.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import random
 from locust import HttpUser, between, events, task
 from locust.runners import WorkerRunner
 
-from readmit_locust import exporter
+from readmit_locust import access, exporter
 from readmit_locust.payloads import check_prediction, real_encounters, status_problem
 from readmit_locust.retry import connect_retry
 from readmit_locust.settings import LocustSettings
@@ -24,9 +24,11 @@ BATCH_SIZE = SETTINGS.locust_batch_size
 
 
 @events.init.add_listener
-def _export_metrics(environment, **_kwargs) -> None:
+def _on_master(environment, **_kwargs) -> None:
     if not isinstance(environment.runner, WorkerRunner):
         exporter.start(environment)
+        if environment.web_ui is not None:
+            access.install(environment, SETTINGS)
 
 
 class ClinicianUser(HttpUser):
@@ -36,7 +38,7 @@ class ClinicianUser(HttpUser):
         self.client.adapters["http://"].max_retries = connect_retry()  # as the ui does
         key = SETTINGS.reveal(SETTINGS.api_key)
         if key:
-            self.client.headers["Authorization"] = f"Bearer {key}"
+            self.client.auth = access.ApiKeyAuth(key, SETTINGS.api_url)
 
     @task(10)
     def predict(self) -> None:

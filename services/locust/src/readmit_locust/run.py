@@ -66,7 +66,9 @@ def master_command(args: argparse.Namespace, port: int) -> list[str]:
         str(args.workers),
     ]
     if args.web:
-        return [*cmd, "--web-host", args.bind, "--web-port", str(args.web_port)]
+        web = [*cmd, "--web-host", args.bind, "--web-port", str(args.web_port)]
+        # a login when a password is configured (the chart's; a local stack on loopback has none)
+        return [*web, "--web-login"] if LocustSettings().locust_web_password else web
     prefix = args.report_dir / "run"
     return [
         *cmd,
@@ -110,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     args.report_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    master = subprocess.Popen(master_command(args, port), start_new_session=True)
+    # master and workers agree on the one api a run may target and the key may go to
+    env = {**os.environ, "READMIT_API_URL": args.host}
+    master = subprocess.Popen(master_command(args, port), start_new_session=True, env=env)
     workers = [
         subprocess.Popen(
             [
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
                 str(port),
             ],
             start_new_session=True,
+            env=env,
         )
         for _ in range(args.workers)
     ]
