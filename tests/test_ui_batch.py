@@ -20,7 +20,7 @@ def data_set_csv(encounters, bad_row: int | None = None) -> bytes:
 
 
 def test_real_rows_parse_and_a_bad_row_is_explained(encounters) -> None:
-    parsed = parse_csv(data_set_csv(encounters.head(50), bad_row=3))
+    parsed = parse_csv(data_set_csv(encounters.head(50), bad_row=3), 5000)
     assert [n for n, _ in parsed.valid] == [n for n in range(2, 52) if n != 5]
     ((row, reason),) = parsed.invalid
     assert row == 5
@@ -38,14 +38,14 @@ def test_real_rows_parse_and_a_bad_row_is_explained(encounters) -> None:
 def test_template_is_one_valid_example_row() -> None:
     rows = list(csv.DictReader(io.StringIO(template_csv())))
     assert len(rows) == 1
-    parsed = parse_csv(template_csv().encode())
+    parsed = parse_csv(template_csv().encode(), 5000)
     assert parsed.invalid == []
     assert parsed.valid[0][1] == example_encounter()
 
 
 def test_missing_columns_are_named() -> None:
     with pytest.raises(ValueError, match=r"lacks the column\(s\) age, .*download the template"):
-        parse_csv(b"race,gender\nCaucasian,Female\n")
+        parse_csv(b"race,gender\nCaucasian,Female\n", 5000)
 
 
 def test_chunks_keep_order_and_report_progress() -> None:
@@ -58,3 +58,11 @@ def test_chunks_keep_order_and_report_progress() -> None:
     out = predict_in_chunks(fake_batch, records, seen.append)
     assert [r["i"] for r in out] == list(range(450))
     assert seen == [200 / 450, 400 / 450, 1.0]
+
+
+def test_a_file_over_the_row_cap_is_refused_before_any_row_is_read() -> None:
+    rows = template_csv().splitlines()
+    text = "\n".join([rows[0], *[rows[1]] * 11]) + "\n"
+    assert len(parse_csv(text.encode(), 11).valid) == 11
+    with pytest.raises(ValueError, match="more than 10 encounters; split it"):
+        parse_csv(text.encode(), 10)

@@ -73,6 +73,19 @@ def test_upload_a_csv_with_one_bad_row(browser, ui: str, encounters, tmp_path: P
     page.close()
 
 
+def test_an_upload_over_the_size_limit_is_refused(browser, ui: str, tmp_path: Path) -> None:
+    """Streamlit refuses a file over READMIT_UI_MAX_UPLOAD_MB (5) before the page reads it: a
+    190 MB CSV once took 92 s and 2.96 GB."""
+    upload = tmp_path / "large.csv"
+    upload.write_bytes(b"race,gender\n" + b"Caucasian,Female\n" * 400_000)  # 6.8 MB
+    page = open_page(browser, ui)
+    page.get_by_role("tab", name="Batch (CSV)").click()
+    page.locator("input[type=file]").set_input_files(str(upload))
+    page.get_by_text("File must be 5.0MB or smaller").wait_for()
+    assert page.get_by_text("cannot be read").count() == 0  # the page never saw it
+    page.close()
+
+
 def test_api_down_shows_a_message(browser, tmp_path: Path) -> None:
     proc, url = start_ui(f"http://127.0.0.1:{free_port()}", tmp_path / "ui.log")
     try:

@@ -16,6 +16,7 @@ from readmit_core.explain import label
 from readmit_core.schema import Field, Group, Kind, example_encounter, fields_in
 from readmit_ui.batch import parse_csv, predict_in_chunks, template_csv
 from readmit_ui.client import ApiCallError, ApiClient
+from readmit_ui.settings import UiSettings
 
 GROUP_TITLES = {
     Group.PATIENT: "Patient",
@@ -159,7 +160,7 @@ def batch_tab(client: ApiClient) -> None:
     if upload is None:
         return
     try:
-        parsed = parse_csv(upload.getvalue())
+        parsed = parse_csv(upload.getvalue(), UiSettings().ui_max_rows)
     except (ValueError, UnicodeDecodeError) as exc:
         st.error(f"This file cannot be read: {exc}")
         return

@@ -48,10 +48,14 @@ def _typed(name: str, text: str) -> Any:
     return text
 
 
-def parse_csv(data: bytes) -> ParsedCsv:
+def parse_csv(data: bytes, max_rows: int) -> ParsedCsv:
     """Rows of a csv with the schema's columns; other columns (e.g. encounter_id) are kept
-    apart, for the reader."""
-    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+    apart, for the reader. More than ``max_rows`` rows: ValueError, before any is validated."""
+    text = data.decode("utf-8-sig")
+    if sum(1 for _ in csv.reader(io.StringIO(text))) - 1 > max_rows:  # the header aside
+        raise ValueError(f"it holds more than {max_rows} encounters; split it into files of "
+                         f"at most {max_rows} rows")  # fmt: skip
+    reader = csv.DictReader(io.StringIO(text))
     missing = [n for n in FIELD_NAMES if n not in (reader.fieldnames or [])]
     if missing:
         raise ValueError(

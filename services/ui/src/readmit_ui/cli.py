@@ -28,6 +28,9 @@ def main() -> None:
         "false",
         "--server.fileWatcherType",
         "none",
+        # A 190 MB CSV once took 92 s and 2.96 GB: a few MB (thousands of encounters) at most.
+        "--server.maxUploadSize",
+        str(settings.ui_max_upload_mb),
         # Clinicians get the page, not Streamlit's developer menu or its "Deploy" button.
         "--client.toolbarMode",
         "minimal",

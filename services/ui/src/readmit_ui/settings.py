@@ -15,3 +15,9 @@ class UiSettings(ReadmitSettings):
     api_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the api")
     ui_port: int = Field(8501, ge=1, le=65535, description="port the page is served on")
     ui_address: str = Field("0.0.0.0", description="address the page is served on")
+    ui_max_upload_mb: int = Field(
+        5, ge=1, description="largest CSV a clinician may upload, MB (Streamlit refuses more)"
+    )
+    ui_max_rows: int = Field(
+        5000, ge=1, description="most encounters in one uploaded CSV (a larger one is refused)"
+    )
