@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from readmit_core.diagnosis_rates import (
+    MIN_ENCOUNTERS,
     RATE_FEATURES,
     SMOOTHING,
     TABLES,
@@ -16,9 +17,12 @@ from readmit_core.diagnosis_rates import (
     out_of_fold,
 )
 
-# Four encounters: codes per position (diag_1, diag_2, diag_3) and readmitted or not.
-CODES = [["250.01", "250.83", "428", None], ["428", None, "250", "V57"], [None, None, "428", "8"]]
-Y = np.array([1, 0, 1, 0])
+# Four encounters, each MIN_ENCOUNTERS times (a table's entry needs that many): codes per
+# position (diag_1, diag_2, diag_3) and readmitted or not.
+TIMES = MIN_ENCOUNTERS
+FOUR = [["250.01", "250.83", "428", None], ["428", None, "250", "V57"], [None, None, "428", "8"]]
+CODES = [column * TIMES for column in FOUR]
+Y = np.tile([1, 0, 1, 0], TIMES)
 
 
 def smoothed(positives: float, count: float, prior: float) -> float:
@@ -28,17 +32,35 @@ def smoothed(positives: float, count: float, prior: float) -> float:
 def test_rates_are_smoothed_toward_the_prior_per_code_category_and_anywhere() -> None:
     rates = DiagnosisRates.fit(CODES, Y)
     assert rates.prior == 0.5
-    assert rates.tables["diag_1_code"]["250.01"] == pytest.approx(smoothed(1, 1, 0.5))
+    t = TIMES
+    assert rates.tables["diag_1_code"]["250.01"] == pytest.approx(smoothed(t, t, 0.5))
     # "250.01" and "250.83" are one category; a missing code has its own rate
-    assert rates.tables["diag_1_category"]["250"] == pytest.approx(smoothed(1, 2, 0.5))
-    assert rates.tables["diag_2_code"]["?"] == pytest.approx(smoothed(0, 1, 0.5))
+    assert rates.tables["diag_1_category"]["250"] == pytest.approx(smoothed(t, 2 * t, 0.5))
+    assert rates.tables["diag_2_code"]["?"] == pytest.approx(smoothed(0, t, 0.5))
     # anywhere: 428 is in encounter 3 (diag_1), 1 (diag_2) and 3 again (diag_3)
-    assert rates.tables["anywhere"]["428"] == pytest.approx(smoothed(3, 3, 0.5))
+    assert rates.tables["anywhere"]["428"] == pytest.approx(smoothed(3 * t, 3 * t, 0.5))
     assert set(rates.tables) == set(TABLES)
 
 
+def test_a_code_seen_by_few_encounters_has_no_rate_of_its_own() -> None:
+    """A rate of one encounter's code would be that patient's label, in the registry for anyone
+    to read: below MIN_ENCOUNTERS a code takes its category's rate, a category the prior."""
+    few = 2 * TIMES - 2
+    codes = [[*CODES[0], *["250.99"] * (TIMES - 1), *["777.1"] * (TIMES - 1)],
+             [*CODES[1], *[None] * few], [*CODES[2], *[None] * few]]  # fmt: skip
+    y = np.concatenate([Y, np.ones(2 * TIMES - 2)])
+    rates = DiagnosisRates.fit(codes, y)
+    assert "250.99" not in rates.tables["diag_1_code"]  # seen TIMES - 1 times
+    assert "777" not in rates.tables["diag_1_category"]
+    assert "777" not in rates.tables["anywhere"]
+    assert min(len(v) for v in rates.tables.values()) > 0
+    row = rates.row(("250.99", None, None))
+    assert row[0] == row[1] == rates.tables["diag_1_category"]["250"]  # its category's
+    assert rates.row(("777.1", None, None))[:2] == [rates.prior, rates.prior]
+
+
 def test_unseen_codes_take_the_prior_and_one_row_equals_the_vector_path() -> None:
-    rates = DiagnosisRates.fit(CODES, np.array([1, 1, 0, 0]))
+    rates = DiagnosisRates.fit(CODES, np.tile([1, 1, 0, 0], TIMES))
     encounters = [("999", None, "250.5"), ("428", "V57", None), (None, None, None)]
     by_position = [list(column) for column in zip(*encounters, strict=True)]
     matrix = rates.rows(by_position)
@@ -58,6 +80,7 @@ def test_out_of_fold_rates_never_count_the_patients_own_labels() -> None:
     rng = np.random.default_rng(0)
     n = 400
     patients = rng.integers(0, 100, n)
+    patients[: 2 * TIMES] = 7  # enough encounters for the code to have a rate of its own
     y = (rng.random(n) < 0.2).astype(int)
     codes = [[rng.choice(["428", "250", "276"]) for _ in range(n)], [None] * n, [None] * n]
     for i in np.flatnonzero(patients == 7):

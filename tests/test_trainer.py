@@ -32,6 +32,23 @@ def test_sqlite_store_first_version_takes_the_alias(sqlite_registry: dict[str, A
     )
 
 
+def test_the_registry_holds_no_patient_record(sqlite_registry: dict[str, Any],
+                                              tmp_path: Path) -> None:  # fmt: skip
+    """MLflow's input example is the schema's made-up encounter, not rows of the training data."""
+    import json
+
+    import mlflow
+
+    from readmit_core.schema import example_encounter
+
+    use_mlflow(sqlite_registry["uri"])
+    model = sqlite_registry["result"]["model_name"]
+    files = Path(mlflow.artifacts.download_artifacts(f"models:/{model}/1", dst_path=str(tmp_path)))
+    example = json.loads((files / "input_example.json").read_text())
+    assert example["columns"] == list(example_encounter())
+    assert example["data"] == [list(example_encounter().values())]
+
+
 @pytest.fixture(scope="module")
 def server_runs(mlflow_server: str, data_path: Path) -> dict[str, dict[str, Any]]:
     """Champion on 8,000 encounters, then a 2,000-encounter challenger, then the same forced.

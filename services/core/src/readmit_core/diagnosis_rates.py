@@ -7,7 +7,10 @@ position for the full code and for its 3-character category, and for the categor
 three positions (the highest, mean and lowest of the three rates).
 
 The tables are fitted on training rows only and saved with the model as data. The training rows'
-own values come out of fold (``out_of_fold``): a row's rate never counts its own label.
+own values come out of fold (``out_of_fold``): a row's rate never counts its own label. A code or
+category seen in fewer than ``MIN_ENCOUNTERS`` training encounters has no entry: a code seen once
+would give away that one patient's label to whoever reads the registry. Such a code takes its
+category's rate, and a category without one the prior.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 DIAGNOSES = ("diag_1", "diag_2", "diag_3")
 SMOOTHING = 50.0  # pseudo-encounters at the overall rate: a code seen 50 times is half its own
+MIN_ENCOUNTERS = 10  # a table's entry sums at least this many encounters' labels
 MISSING = "?"  # the data set's mark for a missing code, the key of its own rate
 OOF_FOLDS = 5
 
@@ -58,7 +62,8 @@ def _rates(keys: np.ndarray, y: np.ndarray, prior: float) -> dict[str, float]:
     counts = np.bincount(inverse, minlength=len(uniques))
     positives = np.bincount(inverse, weights=y, minlength=len(uniques))
     rates = (positives + SMOOTHING * prior) / (counts + SMOOTHING)
-    return dict(zip(uniques.tolist(), rates.tolist(), strict=True))
+    kept = counts >= MIN_ENCOUNTERS
+    return dict(zip(uniques[kept].tolist(), rates[kept].tolist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,12 @@ class DiagnosisRates:
         keys = _keys(codes)
         n = len(keys[0])
         out = np.empty((n, len(RATE_FEATURES)))
-        for j, (name, k) in enumerate(zip(TABLES, keys, strict=False)):  # all but "anywhere"
-            table = self.tables[name]
-            out[:, j] = [table.get(key, self.prior) for key in k]
+        # per position: the category's rate (else the prior), then the code's (else the category's)
+        for j in range(0, len(POSITION_FEATURES), 2):
+            codes_, categories = self.tables[TABLES[j]], self.tables[TABLES[j + 1]]
+            out[:, j + 1] = [categories.get(key, self.prior) for key in keys[j + 1]]
+            out[:, j] = [codes_.get(key, rate) for key, rate in zip(keys[j], out[:, j + 1],
+                                                                   strict=True)]  # fmt: skip
         anywhere = self.tables["anywhere"]
         per_position = np.array(
             [[anywhere.get(key, self.prior) for key in k] for k in keys[1::2]]
@@ -102,8 +110,9 @@ class DiagnosisRates:
         anywhere = []
         for d, code in zip(DIAGNOSES, codes, strict=True):
             cat = category(code)
-            out.append(tables[f"{d}_code"].get(MISSING if code is None else code, prior))
-            out.append(tables[f"{d}_category"].get(cat, prior))
+            cat_rate = tables[f"{d}_category"].get(cat, prior)
+            out.append(tables[f"{d}_code"].get(MISSING if code is None else code, cat_rate))
+            out.append(cat_rate)
             anywhere.append(tables["anywhere"].get(cat, prior))
         return [*out, max(anywhere), sum(anywhere) / len(anywhere), min(anywhere)]
 

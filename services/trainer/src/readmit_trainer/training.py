@@ -7,19 +7,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from readmit_core import drift
 from readmit_core.data import DataError, load_encounters, patient_split, schema_violations
 from readmit_core.explain import importance
-from readmit_core.schema import FIELD_NAMES, PATIENT_ID_COLUMN, SCHEMA_VERSION
+from readmit_core.schema import FIELD_NAMES, PATIENT_ID_COLUMN, SCHEMA_VERSION, example_encounter
 from readmit_trainer.crossval import cross_validate
 from readmit_trainer.evaluation import metrics
 from readmit_trainer.progress import progress
 from readmit_trainer.recipe import fit_recipe
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from readmit_core.model import ReadmissionModel
 
 PARTS = ("train", "validation", "test")
@@ -39,7 +38,7 @@ class TrainOptions:
 class TrainResult:
     summary: dict[str, Any]  # what the model card, summary.json and MLflow's metrics show
     model: ReadmissionModel  # threshold set, info filled (metrics, importance, drift baseline)
-    example: pd.DataFrame  # two encounters: MLflow's input example
+    example: pd.DataFrame  # MLflow's input example: the schema's example encounter
     holdout: tuple[pd.DataFrame, np.ndarray]  # the test part (encounters, y): champion vs this
     test: tuple[np.ndarray, np.ndarray]  # (y, risk): the plots
 
@@ -99,5 +98,6 @@ def train(options: TrainOptions) -> TrainResult:
     model.info["drift_baseline"] = drift.baseline(
         X[rows["validation"]], recipe.validation["flagged_share"]
     )
-    example = frame[list(FIELD_NAMES)].head(2)
+    # The schema's made-up example, not training rows: the registry holds no patient's record.
+    example = pd.DataFrame([example_encounter()], columns=list(FIELD_NAMES))
     return TrainResult(summary, model, example, (frame.iloc[rows["test"]], ys), (ys, test_risk))
