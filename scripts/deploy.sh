@@ -3,8 +3,8 @@
 #   scripts/deploy.sh lab|production [extra helm args]
 #   DRY_RUN=1 scripts/deploy.sh lab    print the commands only (the README lists exactly these)
 # Build and push the images first (scripts/build-images.sh): the digests it records in
-# values/images.generated.yaml (IMAGES_VALUES) are passed on, so a rebuilt image rolls out under
-# the same tag.
+# values/images.generated.yaml (IMAGES_VALUES) are passed on, so the pods run exactly those
+# images; without them it stops (READMIT_IMAGE_TAGS=1: deploy by tag).
 # Another cluster than MicroK8s: MICROK8S= (no addons) with HELM and KUBECTL set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,9 +54,19 @@ if [[ -z $bundled && -z ${DRY_RUN:-} ]]; then
     done
 fi
 
-images=()
+# By digest: a tag can be pushed again (build-images.sh does, under the appVersion), a digest
+# names one image. READMIT_IMAGE_TAGS=1 deploys by tag instead.
 generated=${IMAGES_VALUES:-values/images.generated.yaml}
-[[ -f $generated ]] && images=(--values "$generated")
+images=(--values "$generated")
+if [[ ! -f $generated ]]; then
+    if [[ -n ${READMIT_IMAGE_TAGS:-} ]]; then
+        images=()
+    elif [[ -z ${DRY_RUN:-} ]]; then
+        echo "no image digests in $generated: push the images first (scripts/build-images.sh" \
+            "records them), or deploy by tag with READMIT_IMAGE_TAGS=1" >&2
+        exit 1
+    fi
+fi
 run "${helm[@]}" repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update
 run "${helm[@]}" dependency build .
 run "${helm[@]}" upgrade --install "$release" . --namespace "$namespace" --create-namespace \

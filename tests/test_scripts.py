@@ -23,7 +23,23 @@ def test_deploy_script_runs_what_the_readme_says(monkeypatch: pytest.MonkeyPatch
     production = dry_run("deploy.sh", "production")
     addons = "dns registry hostpath-storage observability metrics-server"
     assert f"microk8s enable {addons}" in production
-    assert production[-1].endswith("--values values/production.yaml --wait --timeout 15m")
+    assert production[-1].endswith("--values values/production.yaml --values "
+                                   "values/images.generated.yaml --wait --timeout 15m")  # fmt: skip
+
+
+def test_deploy_stops_without_image_digests(tmp_path: Path) -> None:
+    """Tags can be pushed again: without the digests build-images.sh records, no deploy (the
+    cluster's own tools are not even asked)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "IMAGES_VALUES": str(tmp_path / "none.yaml"), "MICROK8S": "",
+           "HELM": "false", "KUBECTL": "true"}  # fmt: skip
+    out = subprocess.run(["bash", ROOT / "scripts/deploy.sh", "lab"], capture_output=True,
+                         text=True, env=env, cwd=ROOT, check=False)  # fmt: skip
+    assert out.returncode == 1
+    assert "no image digests" in out.stderr
+    assert "READMIT_IMAGE_TAGS=1" in out.stderr
 
 
 def test_build_images_builds_every_image_the_chart_deploys(

@@ -9,29 +9,39 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_tools import ROOT, SCAN, VALUES, render, run
+from chart_tools import KUBE_VERSIONS, ROOT, SCAN, VALUES, render, run
 from conftest import require
 
-# Skips for one values file only, each with its reason (the rest are in .checkov.yaml).
-# CKV2_K8S_6 (pods without a NetworkPolicy) in the defaults and the lab: a single node whose
-# browser reaches the NodePorts from the host and whose bundled Prometheus scrapes in-namespace;
-# the production values turn NetworkPolicies on and pass it.
-CHECKOV_SKIPS = {"default": {"CKV2_K8S_6"}, "lab": {"CKV2_K8S_6"}}
+DIGEST = "sha256:" + "0" * 64
+IMAGES = ("api", "ui", "locust", "mlflow")
+
+
+def checkov(docs: list[dict], skips: set[str], tmp_path: Path) -> None:
+    require((SCAN / "checkov").exists(), "checkov is not installed: run `make tools`")
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump_all(docs))
+    # --skip-check replaces the config file's list rather than adding to it
+    out = subprocess.run([SCAN / "checkov", "--config-file", ROOT / ".checkov.yaml", "-f",
+                          manifest, "--skip-check", ",".join(sorted(skips))], capture_output=True,
+                         text=True, check=False, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert re.search(r"Passed checks: [1-9]\d*, Failed checks: 0", out.stdout), out.stdout
 
 
 @pytest.mark.parametrize("values", VALUES)
 def test_security_scan_of_the_rendered_chart(chart: Path, values: str, tmp_path: Path) -> None:
-    require((SCAN / "checkov").exists(), "checkov is not installed: run `make tools`")
-    manifest = tmp_path / f"{values}.yaml"
-    manifest.write_text(yaml.safe_dump_all(render(chart, values)))
-    # --skip-check replaces the config file's list rather than adding to it
-    common = yaml.safe_load((ROOT / ".checkov.yaml").read_text())["skip-check"]
-    skips = ",".join(sorted({*common, *CHECKOV_SKIPS.get(values, ())}))
-    out = subprocess.run([SCAN / "checkov", "--config-file", ROOT / ".checkov.yaml", "-f",
-                          manifest, "--skip-check", skips], capture_output=True, text=True,
-                         check=False, cwd=ROOT)  # fmt: skip
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    assert re.search(r"Passed checks: [1-9]\d*, Failed checks: 0", out.stdout), out.stdout
+    """Every values file, NetworkPolicies included (on by default), with .checkov.yaml's skips."""
+    common = set(yaml.safe_load((ROOT / ".checkov.yaml").read_text())["skip-check"])
+    checkov(render(chart, values), common, tmp_path)
+
+
+def test_the_deployed_images_are_pinned_by_digest(chart: Path, tmp_path: Path) -> None:
+    """The lab as scripts/deploy.sh installs it (digests from build-images.sh), scanned with the
+    image-digest check .checkov.yaml skips for the defaults."""
+    sets = [f"{image}.image.digest={DIGEST}" for image in IMAGES]
+    docs = render(chart, "lab", KUBE_VERSIONS[0], *sets)
+    common = set(yaml.safe_load((ROOT / ".checkov.yaml").read_text())["skip-check"])
+    checkov(docs, common - {"CKV_K8S_43"}, tmp_path)
 
 
 def test_dockerfiles_pass_hadolint() -> None:
