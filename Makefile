@@ -96,7 +96,7 @@ train: install
 	$(VENV)/bin/readmit-train --tracking-uri $(MLFLOW_TRACKING_URI) $(TRAIN_ARGS)
 
 bench: install
-	$(PY) scripts/bench/bench_model.py
+	$(PY) scripts/bench/bench_model.py $(TRAIN_ARGS)
 
 bench-api: install
 	$(PY) scripts/bench/bench_api.py $(BENCH_ARGS)

@@ -5,7 +5,8 @@ Prints the cross-validated mean ± sd (fixed folds) next to the fixed split's va
 figures, calibration and ROC AUC by group (race, sex, age, payer) and the training time; exits 1
 when a gate is missed. The gates are on the CV mean: ROC AUC >= 0.685, PR AUC >= 0.24, Brier <=
 0.0955; training the registered model <= 5 min (the run's time less the CV's, which repeats the
-recipe once per fold).
+recipe once per fold). Arguments are passed on to readmit-train (`make bench TRAIN_ARGS=...`,
+e.g. ``--candidates lightgbm``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def main() -> None:
         started = time.monotonic()
         out = subprocess.run(
             [str(BIN / "readmit-train"), "--tracking-uri", f"sqlite:///{tmp}/mlflow.db",
-             "--cv-folds", "5"],
+             "--cv-folds", "5", *sys.argv[1:]],
             stdout=subprocess.PIPE, text=True, check=True,
         )  # fmt: skip
         seconds = time.monotonic() - started
