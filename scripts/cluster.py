@@ -1,14 +1,14 @@
 """A one-node Kubernetes cluster on this machine, for the chart's end-to-end tests.
 
 ``up`` starts etcd (Debian's), kube-apiserver, kube-controller-manager and kube-scheduler (v1.35,
-built by scripts/cluster/build-tools.sh into .tools/) and a node: by default a real one
-(CLUSTER_NODE=real: containerd, kubelet, kube-proxy, CoreDNS and a registry on 127.0.0.1:32000;
-scripts/cluster_node.py), or kwok (CLUSTER_NODE=kwok), a fake kubelet that marks pods Running
-(and Job pods Succeeded) without running a container. The API server listens on 127.0.0.1 and
-advertises the node's address, 10.250.0.1, added to ``lo`` for the cluster's lifetime. State
-lives in one directory (CLUSTER_DIR, default .local/cluster) with the kubeconfig at
-``kubeconfig``; ``up`` is idempotent; ``down`` stops exactly the processes ``up`` started, by pid,
-undoes what the node changed on the host, removes the address and the state.
+built by scripts/cluster/build-tools.sh) and a real node (containerd, kubelet, kube-proxy,
+CoreDNS, a NetworkPolicy enforcer and a registry on 127.0.0.1:32000; scripts/cluster_node.py).
+The API server listens on the node's address, 10.250.0.1, added to ``lo`` for the cluster's
+lifetime, which the ``kubernetes`` Service points at: pods reach it too (the Prometheus
+operator, the enforcer). State lives in one directory (CLUSTER_DIR, default .local/cluster) with
+the kubeconfig at ``kubeconfig``; ``up`` is idempotent; ``down`` stops exactly the processes
+``up`` started, by pid, undoes what the node changed on the host, removes the address and the
+state.
 
     python scripts/cluster.py up | down | status
 """
@@ -41,23 +41,19 @@ APISERVER_PORT = int(os.environ.get("CLUSTER_APISERVER_PORT", "6443"))
 ETCD_PORT = int(os.environ.get("CLUSTER_ETCD_PORT", "23790"))
 # on lo while the cluster runs: the API server will not advertise 127.x
 NODE_IP = os.environ.get("CLUSTER_NODE_IP", "10.250.0.1")
-# "real": containerd + kubelet + kube-proxy + CoreDNS run the pods; "kwok": a fake node.
-NODE_MODE = os.environ.get("CLUSTER_NODE", "real")
+API_SERVER = f"https://{NODE_IP}:{APISERVER_PORT}"
 SERVICE_CIDR = "10.96.0.0/16"
 NODE_NAME = "readmit-node"
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-# Start order; ``down`` stops them in reverse.
-COMPONENTS = (*CONTROL_PLANE, "registry", "containerd", "kubelet", "kube-proxy", "coredns", "kwok")
 
 
 def node() -> cluster_node.Node:
-    return cluster_node.Node(STATE, BIN, NODE_NAME, NODE_IP, f"https://127.0.0.1:{APISERVER_PORT}")
+    return cluster_node.Node(STATE, BIN, NODE_NAME, NODE_IP, API_SERVER)
 
 
 def components() -> tuple[str, ...]:
-    """What ``up`` starts in this node mode."""
-    node_parts = [name for name, _, _ in node().processes()] if NODE_MODE == "real" else ["kwok"]
-    return (*CONTROL_PLANE, *node_parts)
+    """What ``up`` starts, in order; ``down`` stops them in reverse."""
+    return (*CONTROL_PLANE, *(name for name, _, _ in node().processes()))
 
 
 @dataclass(frozen=True)
@@ -120,7 +116,7 @@ def make_pki() -> str:
 
 
 def write_kubeconfig(token: str) -> None:
-    server = f"https://127.0.0.1:{APISERVER_PORT}"
+    server = API_SERVER
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -137,7 +133,7 @@ def write_kubeconfig(token: str) -> None:
 
 def processes() -> list[Process]:
     kc = str(KUBECONFIG)
-    api = f"https://127.0.0.1:{APISERVER_PORT}"
+    api = API_SERVER
     control_plane = [
         Process("etcd", [
             "etcd", "--name=readmit-e2e", f"--data-dir={STATE / 'etcd'}",
@@ -149,7 +145,7 @@ def processes() -> list[Process]:
         ], f"http://127.0.0.1:{ETCD_PORT}/health"),
         Process("kube-apiserver", [
             str(BIN / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
-            "--bind-address=127.0.0.1", f"--secure-port={APISERVER_PORT}",
+            f"--bind-address={NODE_IP}", f"--secure-port={APISERVER_PORT}",
             f"--advertise-address={NODE_IP}", f"--cert-dir={PKI}",
             f"--tls-cert-file={PKI / 'apiserver.crt'}",
             f"--tls-private-key-file={PKI / 'apiserver.key'}",
@@ -178,17 +174,7 @@ def processes() -> list[Process]:
             "--secure-port=0",
         ]),
     ]  # fmt: skip
-    if NODE_MODE == "real":
-        return [*control_plane, *(Process(*p) for p in node().processes())]
-    return [*control_plane,
-        Process("kwok", [
-            str(BIN / "kwok"), f"--kubeconfig={kc}", "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--cidr=10.244.0.0/16", f"--node-ip={NODE_IP}", "--server-address=",
-            # a Lease renewed every 10 s is the node's heartbeat (its status is rewritten rarely)
-            "--node-lease-duration-seconds=40",
-        ]),
-    ]  # fmt: skip
+    return [*control_plane, *(Process(*p) for p in node().processes())]
 
 
 def wait_url(url: str, token: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
@@ -222,34 +208,34 @@ def has_address() -> bool:
     return f" {NODE_IP}/32 " in out
 
 
-NODE = {
-    "apiVersion": "v1",
-    "kind": "Node",
-    "metadata": {
-        "name": NODE_NAME,
-        "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-        "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
-                   "kubernetes.io/arch": "amd64", "type": "kwok"},
-    },
-    "status": {"allocatable": {"cpu": "32", "memory": "64Gi", "pods": "110"},
-               "capacity": {"cpu": "32", "memory": "64Gi", "pods": "110"}},
-}  # fmt: skip
-
-
 # podman's settings for this kind of machine, unless the caller has its own (the Makefile's)
 PODMAN_ENV = {"CONTAINERS_CONF": str(ROOT / "scripts/podman/containers.conf"), **os.environ}
 PAUSE_CONTAINERFILE = 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n'
 
 
-def push_pause_image() -> None:
-    """The pods' sandbox image, built from the pause binary compiled by build-tools.sh."""
-    context = STATE / "pause-image"
+def push_image(binary: str, image: str, containerfile: str) -> None:
+    """An image of one binary compiled by build-tools.sh (FROM scratch), into the registry."""
+    context = STATE / f"{binary}-image"
     context.mkdir()
-    shutil.copy(BIN / "pause", context / "pause")
-    (context / "Containerfile").write_text(PAUSE_CONTAINERFILE)
-    for args in (["build", "-q", "-t", cluster_node.PAUSE_IMAGE, str(context)],
-                 ["push", "-q", "--tls-verify=false", cluster_node.PAUSE_IMAGE]):  # fmt: skip
+    shutil.copy(BIN / binary, context / binary)
+    (context / "Containerfile").write_text(containerfile)
+    for args in (["build", "-q", "-t", image, str(context)],
+                 ["push", "-q", "--tls-verify=false", image]):  # fmt: skip
         subprocess.run(["podman", *args], check=True, capture_output=True, env=PODMAN_ENV)
+
+
+def wait_enforcer(timeout: float) -> None:
+    """The NetworkPolicy enforcer's pod Ready: until then no pod could reach anything."""
+    deadline = time.monotonic() + timeout
+    name = cluster_node.ENFORCER
+    while time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            status = json.loads(kubectl("-n", "kube-system", "get", "daemonset", name,
+                                        "-o", "json"))["status"]  # fmt: skip
+            if status.get("numberReady") == 1:
+                return
+        time.sleep(0.5)
+    raise SystemExit(f"cluster: {name} not Ready in {timeout:.0f} s; see its pod's log")
 
 
 def wait_node(timeout: float) -> None:
@@ -268,18 +254,17 @@ def wait_node(timeout: float) -> None:
 
 def up() -> None:
     wanted = components()
-    running = [name for name in COMPONENTS if pid_of(name)]
+    running = [name for name in wanted if pid_of(name)]
     if running == list(wanted) and KUBECONFIG.exists():
         log(f"already running ({KUBECONFIG})")
         return
     if running:
-        log(f"partly running or another node mode ({', '.join(running)}): stopping it first")
+        log(f"partly running ({', '.join(running)}): stopping it first")
         down()
-    binaries = ["kube-apiserver", "kubectl"]
-    binaries += ["kubelet", "kube-proxy", "coredns", "pause"] if NODE_MODE == "real" else ["kwok"]
+    binaries = ["kube-apiserver", "kubectl", "kubelet", "kube-proxy", "coredns", "pause",
+                cluster_node.ENFORCER]  # fmt: skip
     missing = [b for b in binaries if not (BIN / b).exists()]
-    tools = ["etcd"] + (["containerd", "runc", "docker-registry", "podman"]
-                        if NODE_MODE == "real" else [])  # fmt: skip
+    tools = ["etcd", "containerd", "runc", "docker-registry", "podman"]
     missing += [t for t in tools if not shutil.which(t)]
     if missing:
         raise SystemExit(f"cluster: missing {missing}: run `make cluster-tools` (and .ci/run's "
@@ -293,12 +278,12 @@ def up() -> None:
     if not has_address():
         subprocess.run(["ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo"], check=True)
         (STATE / "added-address").touch()
-    if NODE_MODE == "real":
-        n = node()
-        n.write_configs(PKI / "ca.crt", (PKI / "node-token").read_text(), token)
-        n.record_netns()
-        n.set_sysctls()
-        n.fence_pods()
+    n = node()
+    n.write_configs(PKI / "ca.crt", (PKI / "node-token").read_text(), token)
+    n.record_netns()
+    n.set_sysctls()
+    n.fence_pods()
+    n.queue_to_enforcer()
     started = time.monotonic()
     for p in processes():
         with (LOGS / f"{p.name}.log").open("wb") as out:
@@ -309,16 +294,16 @@ def up() -> None:
             wait_url(p.ready, token, 60, proc)
         log(f"{p.name} started (pid {proc.pid})")
         if p.name == "registry":
-            push_pause_image()
-    if NODE_MODE == "real":
-        # `kubectl logs/exec`: the API server's client certificate may use the kubelet's API
-        kubectl("create", "clusterrolebinding", "apiserver-kubelet",
-                "--clusterrole=system:kubelet-api-admin", "--user=kube-apiserver")  # fmt: skip
-        for obj in node().dns_objects():
-            kubectl("apply", "-f", "-", stdin=json.dumps(obj))
-    else:
-        kubectl("apply", "-f", "-", stdin=json.dumps(NODE))
+            push_image("pause", cluster_node.PAUSE_IMAGE, PAUSE_CONTAINERFILE)
+            push_image(cluster_node.ENFORCER, cluster_node.ENFORCER_IMAGE,
+                       cluster_node.ENFORCER_CONTAINERFILE)  # fmt: skip
+    # `kubectl logs/exec`: the API server's client certificate may use the kubelet's API
+    kubectl("create", "clusterrolebinding", "apiserver-kubelet",
+            "--clusterrole=system:kubelet-api-admin", "--user=kube-apiserver")  # fmt: skip
+    for obj in [*n.dns_objects(), *n.enforcer_objects()]:
+        kubectl("apply", "-f", "-", stdin=json.dumps(obj))
     wait_node(120)
+    wait_enforcer(120)
     log(f"ready in {time.monotonic() - started:.1f} s: export KUBECONFIG={KUBECONFIG}")
 
 
@@ -340,12 +325,12 @@ def stop_pid(name: str, pid: int) -> None:
 
 
 def down() -> None:
-    for name in reversed(COMPONENTS):
+    for name in reversed(components()):
         pid = pid_of(name)
         if pid:
             stop_pid(name, pid)
             log(f"{name} stopped (pid {pid})")
-    if (STATE / "sysctls.json").exists():  # a real node ran: undo what it did to the host
+    if (STATE / "sysctls.json").exists():  # the node ran: undo what it did to the host
         node().cleanup()
     if (STATE / "added-address").exists() and has_address():
         subprocess.run(["ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo"], check=True)

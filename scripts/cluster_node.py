@@ -1,12 +1,19 @@
 """The real node of scripts/cluster.py: containerd with runc and the CNI plugins, a kubelet,
-kube-proxy and CoreDNS, plus a registry on 127.0.0.1:32000 as MicroK8s' registry addon has.
+kube-proxy and CoreDNS, a NetworkPolicy enforcer, plus a registry on 127.0.0.1:32000 as MicroK8s'
+registry addon has.
 
 Pods get addresses on a bridge (POD_CIDR), each in a network namespace of its own; Services are
 iptables rules of kube-proxy's; NodePorts answer on 127.0.0.1 and the node's address. CoreDNS
 runs as a process on the node's address (no ``forward``: no query leaves the machine) behind the
-kube-dns Service. Everything ``up`` changes on the host is undone by ``down``: processes by pid,
-the pods' containers and mounts, the bridge, kube-proxy's rules, the pods' egress fence and the
-two sysctls it needs.
+kube-dns Service. NetworkPolicies are enforced by SIG Network's kube-network-policies, a
+DaemonSet (as MicroK8s runs Calico): it judges the first packet of every connection to or from a
+pod against the policies. It asks for those packets with nftables' ``queue``, which this
+machine's kernel lacks (CONFIG_NFT_QUEUE is off), so the node sends it the same packets with
+iptables' NFQUEUE target instead, mirroring its own rules (POSTROUTING, before SNAT; root's own
+traffic, e.g. the kubelet's probes, and established connections pass): the verdicts are all its
+own. Everything ``up`` changes on the host is undone by ``down``: processes by pid, the pods'
+containers and mounts, the bridge, kube-proxy's rules, the pods' egress fence, the queue rules
+and the two sysctls it needs.
 """
 
 from __future__ import annotations
@@ -34,6 +41,21 @@ SYSCTLS = ("net.ipv4.conf.all.route_localnet", "net.bridge.bridge-nf-call-iptabl
 # connect timeout, for its master).
 FENCE = ["FORWARD", "-s", POD_CIDR, "!", "-d", POD_CIDR, "-j", "REJECT", "-m", "comment",
          "--comment", "readmit: pods reach nothing beyond this machine"]  # fmt: skip
+# The enforcer: its image (the static binary on scratch, pushed to the node's registry), and the
+# queue its verdicts are asked on. No --queue-bypass: while it is not running, nothing to or
+# from a pod gets through (it fails closed, as its own default).
+ENFORCER = "kube-network-policies"
+ENFORCER_IMAGE = "localhost:32000/kube-network-policies:v0.8.0"
+ENFORCER_CONTAINERFILE = ("FROM scratch\nCOPY kube-network-policies /kube-network-policies\n"
+                          'ENTRYPOINT ["/kube-network-policies"]\n')  # fmt: skip
+QUEUE = 100
+QUEUE_CHAIN = "READMIT-POLICIES"
+QUEUE_RULES = [
+    ["-m", "owner", "--uid-owner", "0", "-j", "RETURN"],
+    ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"],
+    ["-s", POD_CIDR, "-j", "NFQUEUE", "--queue-num", str(QUEUE)],
+    ["-d", POD_CIDR, "-j", "NFQUEUE", "--queue-num", str(QUEUE)],
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -130,7 +152,7 @@ state = "{d}/containerd/state"
             f"  delete: {{enabled: true}}\nhttp:\n  addr: {REGISTRY}\n"
         )
         (d / "coredns/Corefile").write_text(f"""
-.:1053 {{
+.:53 {{
     bind {self.node_ip}
     errors
     health 127.0.0.1:18080
@@ -168,14 +190,14 @@ state = "{d}/containerd/state"
             {"apiVersion": "v1", "kind": "Service",
              "metadata": {"name": "kube-dns", "namespace": "kube-system"},
              "spec": {"clusterIP": CLUSTER_DNS,
-                      "ports": [{"name": n, "protocol": p, "port": 53, "targetPort": 1053}
+                      "ports": [{"name": n, "protocol": p, "port": 53, "targetPort": 53}
                                 for n, p in ports]}},
             {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
              "metadata": {"name": "kube-dns-node", "namespace": "kube-system",
                           "labels": {"kubernetes.io/service-name": "kube-dns"}},
              "addressType": "IPv4",
              "endpoints": [{"addresses": [self.node_ip], "conditions": {"ready": True}}],
-             "ports": [{"name": n, "protocol": p, "port": 1053} for n, p in ports]},
+             "ports": [{"name": n, "protocol": p, "port": 53} for n, p in ports]},
         ]  # fmt: skip
 
     def set_sysctls(self) -> None:
@@ -189,6 +211,54 @@ state = "{d}/containerd/state"
     def fence_pods(self) -> None:
         if subprocess.run(["iptables", "-C", *FENCE], capture_output=True).returncode != 0:
             subprocess.run(["iptables", "-I", *FENCE], check=True)
+
+    def queue_to_enforcer(self) -> None:
+        """Every new connection to or from a pod goes to the enforcer's queue first."""
+        iptables = ["iptables", "-t", "mangle"]
+        subprocess.run([*iptables, "-N", QUEUE_CHAIN], check=True)
+        for rule in QUEUE_RULES:
+            subprocess.run([*iptables, "-A", QUEUE_CHAIN, *rule], check=True)
+        subprocess.run([*iptables, "-I", "POSTROUTING", "-j", QUEUE_CHAIN], check=True)
+
+    def enforcer_objects(self) -> list[dict]:
+        """kube-network-policies as a DaemonSet of kube-system, with what it may read."""
+        meta = {"name": ENFORCER, "namespace": "kube-system"}
+        labels = {"app": ENFORCER}
+        return [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": ENFORCER},
+             "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"],
+                        "verbs": ["list", "watch"]},
+                       {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+                        "verbs": ["list", "watch"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": ENFORCER},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": ENFORCER},
+             "subjects": [{"kind": "ServiceAccount", **meta}]},
+            {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta,
+             "spec": {"selector": {"matchLabels": labels}, "template": {
+                 "metadata": {"labels": labels},
+                 "spec": {"hostNetwork": True, "serviceAccountName": ENFORCER,
+                          "priorityClassName": "system-node-critical",
+                          "tolerations": [{"operator": "Exists"}],
+                          "containers": [{
+                              "name": ENFORCER, "image": ENFORCER_IMAGE,
+                              "args": [f"--hostname-override={self.node_name}",
+                                       f"--nfqueue-id={QUEUE}", "--disable-nri",
+                                       # kernel 6.12+ has the conntrack fix it works around
+                                       "--netfilter-bug-1766-fix=false",
+                                       f"--metrics-bind-address={self.node_ip}:9080", "--v=2"],
+                              "readinessProbe": {"httpGet": {"path": "/metrics", "port": 9080},
+                                                 "periodSeconds": 2},
+                              "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                                            "limits": {"memory": "128Mi"}},
+                              # root with NET_ADMIN only: netlink for the queue's verdicts
+                              "securityContext": {"capabilities": {"drop": ["ALL"],
+                                                                   "add": ["NET_ADMIN"]},
+                                                  "readOnlyRootFilesystem": True}}]}}}},
+        ]  # fmt: skip
 
     def record_netns(self) -> None:
         (self.state / "netns-before.json").write_text(json.dumps(sorted(netns_names())))
@@ -209,6 +279,11 @@ state = "{d}/containerd/state"
                        check=False)  # fmt: skip
         remove_kubelet_chains()
         subprocess.run(["iptables", "-D", *FENCE], capture_output=True, check=False)
+        mangle = ["iptables", "-t", "mangle"]
+        subprocess.run([*mangle, "-D", "POSTROUTING", "-j", QUEUE_CHAIN], capture_output=True,
+                       check=False)  # fmt: skip
+        for flag in ("-F", "-X"):
+            subprocess.run([*mangle, flag, QUEUE_CHAIN], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
         saved = self.state / "sysctls.json"
         if saved.exists():

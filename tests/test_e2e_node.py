@@ -1,11 +1,13 @@
-"""The chart's own images on a real node (make e2e; `CLUSTER_NODE=real make cluster-up` first).
+"""The chart's own images on a real node (make e2e, which starts the cluster first).
 
-containerd, runc and the CNI plugins run the pods; a kubelet, kube-proxy (Services and NodePorts)
-and CoreDNS (Service names) make the one node; the images are pushed to the cluster's registry on
-127.0.0.1:32000 (as MicroK8s' registry addon) and deployed by the digests build-images.sh
-records. The lab is installed as a user installs it, plus values/e2e.yaml, and then used as a
-user would: curl on the api's NodePort, Chromium on the ui's, Locust in the cluster, and the
-commands NOTES.txt prints.
+containerd, runc and the CNI plugins run the pods; a kubelet, kube-proxy (Services and NodePorts),
+CoreDNS (Service names) and kube-network-policies (the NetworkPolicies) make the one node; the
+images are pushed to the cluster's registry on 127.0.0.1:32000 (as MicroK8s' registry addon) and
+deployed by the digests build-images.sh records. The lab is installed as a user installs it, plus
+values/e2e.yaml, and then used as a user would (curl on the api's NodePort, Chromium on the
+ui's, Locust in the cluster behind its login, the commands NOTES.txt prints) and as an attacker
+would (a pod of another namespace, the ui's and Locust's pods, no login); then faults under a
+steady load, and production's life cycle against the lab's MLflow with a read-only login.
 """
 
 from __future__ import annotations
@@ -22,34 +24,41 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from conftest import ROOT, copy_chart, require, shows_a_risk
-from pods import wait_until
-from test_e2e_cluster import (
+from kube import (
+    CLUSTER,
     HELM,
     K8S_BIN,
     KUBECONFIG,
     LAB,
+    PRODUCTION,
     RELEASE,
+    assert_all_exist,
     helm,
+    install,
     install_crds_and_storage_class,
     kubectl,
     make_claims,
     not_ready,
+    objects_of,
     secret_value,
+    uninstall_leaves_only_the_kept_volume,
     values_args,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
 
-CLUSTER = KUBECONFIG.parent
 NODE_PORT = "http://127.0.0.1:{port}"
 NS = "readmit"
+PROD = "readmit-prod"
 
 
 @pytest.fixture(scope="module")
 def real_node() -> Path:
-    require(KUBECONFIG.exists(), "no cluster: run `CLUSTER_NODE=real make cluster-up`")
-    require((CLUSTER / "sysctls.json").exists(), "the cluster has no real node (CLUSTER_NODE=real)")
+    require(KUBECONFIG.exists(), "no cluster: run `make cluster-up`")
+    require(HELM.exists(), "helm is not built: run `make tools`")
     return KUBECONFIG
 
 
@@ -68,6 +77,17 @@ def images(real_node: Path) -> Path:
 @pytest.fixture(scope="module")
 def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_chart(tmp_path_factory.mktemp("chart") / "readmit")
+
+
+def test_production_without_the_monitoring_crds_names_the_addon(real_node: Path) -> None:
+    """First: the CRDs are not in the cluster yet (the lab's install brings them)."""
+    env = {**os.environ, "MICROK8S": "", "HELM": str(HELM), "READMIT_IMAGE_TAGS": "1",
+           "KUBECTL": f"{K8S_BIN / 'kubectl'} --kubeconfig {real_node}"}  # fmt: skip
+    out = subprocess.run(["bash", "scripts/deploy.sh", "production"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "microk8s enable observability" in out.stderr
+    assert "+ " not in out.stdout  # stopped before Helm ran
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +123,29 @@ def test_the_training_job_trained_and_the_api_loaded_its_model(lab: str) -> None
     assert ready.json()["model"]["version"] == "1"
 
 
+def test_the_pods_run_the_images_by_the_digests_pushed(lab: str, images: Path) -> None:
+    """A tag can be pushed again; the pods run the exact images build-images.sh pushed: the
+    registry's digests, recorded and passed to Helm (as deploy.sh does)."""
+    recorded = yaml.safe_load(images.read_text())
+    for chart, image in (("api", "readmit-api"), ("mlflow", "readmit-trainer")):
+        digest = recorded[chart]["image"]["digest"]
+        head = requests.head(f"http://127.0.0.1:32000/v2/{image}/manifests/{digest}", timeout=10,
+                             headers={"Accept": "application/vnd.docker.distribution.manifest"
+                                      ".v2+json"})  # fmt: skip
+        assert head.status_code == 200, (image, digest)
+    for pod in json.loads(kubectl("-n", lab, "get", "pods", "-o", "json"))["items"]:
+        images = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
+        for status in pod["status"].get("containerStatuses", []):
+            image = images[status["name"]]  # the status may show the image's id instead
+            repo = image.split("@")[0].rsplit("/", 1)[1]
+            chart = {"readmit-trainer": "mlflow"}.get(repo, repo.removeprefix("readmit-"))
+            digest = recorded[chart]["image"]["digest"]
+            assert image.endswith(f"@{digest}"), (pod["metadata"]["name"], image)
+            assert status["imageID"].endswith(digest), (pod["metadata"]["name"], status)
+
+
 def test_curl_the_api_nodeport_with_the_generated_key(lab: str) -> None:
-    key = secret_value(lab, f"{RELEASE}-api-keys", "api-key")
+    key = secret_value(lab, f"{RELEASE}-api-keys", "operator")
     body = (ROOT / "scripts/example-encounter.json").read_text()
     url = NODE_PORT.format(port=30080)
     headers = {"content-type": "application/json"}
@@ -114,24 +155,44 @@ def test_curl_the_api_nodeport_with_the_generated_key(lab: str) -> None:
                            headers={**headers, "Authorization": f"Bearer {key}"})  # fmt: skip
     assert answer.status_code == 200, answer.text
     assert 0 < answer.json()["readmission_risk"] < 1
-    assert "readmit_predictions_total" in requests.get(f"{url}/metrics", timeout=10).text
+    # the NodePort has no /metrics: those are on a port only Prometheus is let reach
+    assert requests.get(f"{url}/metrics", timeout=10).status_code == 404
+    assert "readmit_predictions_total" in pod_get(api_pods()[0]["metadata"]["name"], "/metrics")
 
 
 def test_the_ui_nodeport_shows_a_risk_in_chromium(lab: str, browser) -> None:
     shows_a_risk(browser, NODE_PORT.format(port=30081), "ui-node.png")
 
 
-def test_locust_in_the_cluster_runs_a_load_with_no_failures(lab: str) -> None:
+def locust_login(lab: str) -> requests.Session:
+    """A session on Locust's web UI (NodePort 30009), logged in as NOTES.txt says."""
+    session = requests.Session()
+    password = secret_value(lab, f"{RELEASE}-locust-web", "password")
+    web = NODE_PORT.format(port=30009)
+    session.post(f"{web}/login_submit", data={"username": "admin", "password": password},
+                 timeout=10)  # fmt: skip
+    return session
+
+
+def test_locust_in_the_cluster_asks_for_a_login_then_runs_a_load_with_no_failures(
+    lab: str,
+) -> None:
     web = NODE_PORT.format(port=30009)
     run = {"user_count": 10, "spawn_rate": 10, "run_time": "20s"}
-    started = requests.post(f"{web}/swarm", data=run, timeout=10)
+    stranger = requests.post(f"{web}/swarm", data=run, allow_redirects=False, timeout=10)
+    assert stranger.status_code == 302  # to the login page; nothing started
+    operator = locust_login(lab)
+    elsewhere = operator.post(f"{web}/swarm", data={**run, "host": "http://10.250.0.1:6443"},
+                              timeout=10)  # fmt: skip
+    assert elsewhere.status_code == 400  # another host: refused (the key would have gone there)
+    started = operator.post(f"{web}/swarm", data=run, timeout=10)
     assert started.json()["success"], started.text
     stats: dict = {}
     for _ in range(90):
-        stats = requests.get(f"{web}/stats/requests", timeout=5).json()
+        stats = operator.get(f"{web}/stats/requests", timeout=5).json()
         if stats["state"] == "stopped":
             break
-        subprocess.run(["sleep", "1"], check=True)
+        time.sleep(1)
     total = next(s for s in stats["stats"] if s["name"] == "Aggregated")
     assert stats["state"] == "stopped", stats["state"]
     assert stats["worker_count"] == 2
@@ -163,11 +224,21 @@ def test_the_notes_commands_work_as_printed(lab: str, tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"  # `kubectl` as the notes name it
     bin_dir.mkdir()
     (bin_dir / "kubectl").symlink_to(K8S_BIN / "kubectl")
+    path = {**env, "PATH": f"{bin_dir}:{env['PATH']}"}
     out = subprocess.run(["bash", "-ec", block], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60, check=False,
-                         env={**env, "PATH": f"{bin_dir}:{env['PATH']}"})  # fmt: skip
+                         timeout=60, check=False, env=path)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert re.search(r'"readmission_risk":\s*0\.\d+', out.stdout), out.stdout
+    # the logins it prints: each command gives a password that opens its door
+    passwords = [subprocess.run(["bash", "-ec", line.strip()], capture_output=True, text=True,
+                                env=path, check=True).stdout.strip()
+                 for line in lines if "base64 -d; echo" in line]  # fmt: skip
+    assert len(passwords) == 2  # Locust's, MLflow's
+    web = NODE_PORT.format(port=30009)
+    session = requests.Session()
+    session.post(f"{web}/login_submit", data={"username": "admin", "password": passwords[0]},
+                 timeout=10)  # fmt: skip
+    assert session.get(f"{web}/stats/requests", timeout=10).status_code == 200
 
 
 def test_a_pod_reaches_nothing_beyond_the_machine(lab: str) -> None:
@@ -187,6 +258,110 @@ def test_a_pod_reaches_nothing_beyond_the_machine(lab: str) -> None:
     assert float(out[1]) < 1, out
 
 
+# --- Who reaches whom: the NetworkPolicies, enforced by the node's kube-network-policies ----
+
+# A pod's attempt to open a TCP connection: "open", "refused", or "timed out" (a policy dropped
+# its first packet) within 3 s.
+CONNECT = ("import socket, sys\n"
+           "for target in sys.argv[1:]:\n"
+           "    host, port = target.rsplit(':', 1)\n"
+           "    try:\n"
+           "        socket.create_connection((host, int(port)), timeout=3).close()\n"
+           "        print(target, 'open')\n"
+           "    except socket.timeout:\n"
+           "        print(target, 'timed out')\n"
+           "    except OSError as e:\n"
+           "        print(target, type(e).__name__)\n")  # fmt: skip
+MLFLOW = f"{RELEASE}-mlflow.{NS}.svc.cluster.local:5000"
+
+
+def reach(namespace: str, workload: str, *targets: str) -> dict[str, str]:
+    out = kubectl("-n", namespace, "exec", workload, "--", "python", "-c", CONNECT, *targets)
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def test_mlflow_is_reached_by_the_api_and_no_other_pod(lab: str) -> None:
+    """MLflow accepts only the api and the training Job: from the ui's and Locust's pods its
+    Service does not answer; from the api's it does."""
+    assert reach(lab, f"deploy/{RELEASE}-api", MLFLOW) == {MLFLOW: "open"}
+    for workload in ("ui", "locust-master", "locust-worker"):
+        assert reach(lab, f"deploy/{RELEASE}-{workload}", MLFLOW) == {MLFLOW: "timed out"}, \
+            workload  # fmt: skip
+
+
+def test_the_registry_changes_nothing_without_the_trainers_login(lab: str) -> None:
+    """From inside the cluster, where the api reaches MLflow: setting the alias or registering a
+    version without a login is 401, with the api's own (read-only) login 403."""
+    password = secret_value(lab, f"{RELEASE}-mlflow-auth", "api-password")
+    code = ("import base64, json, sys, urllib.request as u\n"
+            "base = 'http://" + MLFLOW + "/api/2.0/mlflow/'\n"
+            "calls = [('registered-models/alias', {'name': 'diabetes-readmission',"
+            " 'alias': 'production', 'version': '1'}),"
+            " ('model-versions/create', {'name': 'diabetes-readmission', 'source': '/x'})]\n"
+            "for login in ('', sys.argv[1]):\n"
+            "    for path, body in calls:\n"
+            "        headers = {'Content-Type': 'application/json'}\n"
+            "        if login:\n"
+            "            token = base64.b64encode(login.encode()).decode()\n"
+            "            headers['Authorization'] = 'Basic ' + token\n"
+            "        ask = u.Request(base + path, json.dumps(body).encode(), headers)\n"
+            "        try:\n"
+            "            u.urlopen(ask, timeout=5)\n"
+            "            print(200)\n"
+            "        except u.HTTPError as e:\n"
+            "            print(e.code)\n")  # fmt: skip
+    out = kubectl("-n", lab, "exec", f"deploy/{RELEASE}-api", "--", "python", "-c", code,
+                  f"readmit-api:{password}")  # fmt: skip
+    assert out.split() == ["401", "401", "403", "403"]
+    ready = requests.get(NODE_PORT.format(port=30080) + "/ready", timeout=10).json()
+    assert ready["model"]["version"] == "1"  # untouched
+
+
+def test_a_pod_of_another_namespace_reaches_none_of_the_release(lab: str, images: Path) -> None:
+    """Anyone in the cluster once reached every component: now a pod elsewhere gets nothing
+    from the api (its port or metrics'), MLflow or Locust's master."""
+    kubectl("create", "namespace", "stranger")
+    digest = yaml.safe_load(images.read_text())["api"]["image"]["digest"]
+    targets = [f"{RELEASE}-api.{lab}:8000", f"{RELEASE}-api-metrics.{lab}:9464", MLFLOW,
+               f"{RELEASE}-locust-master.{lab}:5557"]  # fmt: skip
+    kubectl("-n", "stranger", "run", "probe", f"--image=localhost:32000/readmit-api@{digest}",
+            "--restart=Never", "--command", "--", "python", "-c", CONNECT, *targets)  # fmt: skip
+
+    def done() -> bool:
+        phase = "jsonpath={.status.phase}"
+        return kubectl("-n", "stranger", "get", "pod", "probe", "-o", phase) == "Succeeded"
+
+    wait_until(done, 120, "the probe")
+    logs = kubectl("-n", "stranger", "logs", "probe").splitlines()
+    found = dict(line.split(" ", 1) for line in logs)
+    assert found == dict.fromkeys(targets, "timed out"), found
+    kubectl("delete", "namespace", "stranger", "--wait=false")
+
+
+def test_a_key_added_to_the_secret_reaches_the_running_api(lab: str) -> None:
+    """Rotation without an outage: a client's key added to the Secret is accepted by the same
+    pods (the kubelet updates the mounted files, the api reads them again), and revoked alike."""
+    url = NODE_PORT.format(port=30080) + "/model"
+    pods = {p["metadata"]["uid"] for p in api_pods()}
+    new = "rotation-key-0123456789abcdef"
+    patch = json.dumps({"stringData": {"rotation": new}})
+    kubectl("-n", lab, "patch", "secret", f"{RELEASE}-api-keys", "-p", patch)
+
+    def answers(status: int) -> bool:
+        asked = requests.get(url, headers={"Authorization": f"Bearer {new}"}, timeout=5)
+        return asked.status_code == status
+
+    took = wait_until(lambda: answers(200), 180, "the new key", interval=1)
+    kubectl("-n", lab, "patch", "secret", f"{RELEASE}-api-keys", "--type=json",
+            "-p", '[{"op": "remove", "path": "/data/rotation"}]')  # fmt: skip
+    wait_until(lambda: answers(401), 180, "the revoked key", interval=1)
+    assert {p["metadata"]["uid"] for p in api_pods()} == pods  # no restart
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    (ROOT / "test-artifacts" / "key-rotation.txt").write_text(
+        f"a key added to the Secret was accepted after {took:.1f} s\n"
+    )
+
+
 # --- Faults under a steady load: 2 api replicas behind the PodDisruptionBudget ----------------
 
 USERS = 10  # Locust users: each has at most one request in flight
@@ -196,23 +371,24 @@ FAULTS = ROOT / "test-artifacts" / "faults.txt"
 
 
 class Swarm:
-    """The in-cluster Locust, driven through its master's web API on the NodePort."""
+    """The in-cluster Locust, driven through its master's web API on the NodePort (logged in)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, session: requests.Session) -> None:
         self.url = url
+        self.session = session
 
     def start(self) -> None:
         run = {"user_count": USERS, "spawn_rate": USERS}
-        started = requests.post(f"{self.url}/swarm", data=run, timeout=10)
+        started = self.session.post(f"{self.url}/swarm", data=run, timeout=10)
         assert started.json()["success"], started.text
         wait_until(lambda: self.totals()[0] > 20, 60, "a steady load")
 
     def reset(self) -> None:
-        requests.post(f"{self.url}/stats/reset", timeout=10).raise_for_status()
+        self.session.post(f"{self.url}/stats/reset", timeout=10).raise_for_status()
 
     def totals(self) -> tuple[int, int, list[dict[str, Any]]]:
         """Requests and failures since the last reset, and the errors (after SETTLE_S: exact)."""
-        stats = requests.get(f"{self.url}/stats/requests", timeout=10).json()
+        stats = self.session.get(f"{self.url}/stats/requests", timeout=10).json()
         total = next(s for s in stats["stats"] if s["name"] == "Aggregated")
         return total["num_requests"], total["num_failures"], stats.get("errors", [])
 
@@ -230,9 +406,11 @@ def api_pods() -> list[dict[str, Any]]:
 
 
 def pod_get(pod: str, path: str) -> str:
-    """GET a path of one api pod from inside it (the Service would pick any pod)."""
+    """GET a path of one api pod from inside it (the Service would pick any pod); /metrics is
+    on its own port."""
+    port = 9464 if path == "/metrics" else 8000
     code = ("import urllib.request as u; "
-            f"print(u.urlopen('http://127.0.0.1:8000{path}').read().decode())")  # fmt: skip
+            f"print(u.urlopen('http://127.0.0.1:{port}{path}').read().decode())")  # fmt: skip
     return kubectl("-n", NS, "exec", pod, "--", "python", "-c", code)
 
 
@@ -259,10 +437,10 @@ def under_load(lab: str, chart: Path) -> Swarm:
          "--wait", "--timeout", "5m")  # fmt: skip
     FAULTS.parent.mkdir(exist_ok=True)
     FAULTS.write_text(f"faults under a steady load of {USERS} Locust users, 2 api replicas\n")
-    swarm = Swarm(NODE_PORT.format(port=30009))
+    swarm = Swarm(NODE_PORT.format(port=30009), locust_login(lab))
     swarm.start()
     yield swarm
-    requests.post(f"{swarm.url}/stop", timeout=10)
+    swarm.session.post(f"{swarm.url}/stop", timeout=10)
 
 
 def test_the_budget_allows_one_api_pod_down(under_load: Swarm) -> None:
@@ -367,3 +545,68 @@ def test_a_forced_new_version_is_swapped_in_with_no_failed_request(
     requested, failed, errors = under_load.measure(f"a forced new model version ({version})")
     assert requested > 100
     assert failed == 0, errors
+
+
+# --- Production's life cycle, against the lab's MLflow with a read-only login ----------------
+
+
+@pytest.fixture(scope="module")
+def production(lab: str) -> str:
+    """What production expects to exist, made as whoever runs it would: the api keys (one
+    client, from a vault), the registry's read-only login (the lab's api user), and the
+    registry's door opened to production's api (the MLflow admins' NetworkPolicy)."""
+    kubectl("create", "namespace", PROD)
+    kubectl("-n", PROD, "create", "secret", "generic", "readmit-api-keys",
+            "--from-literal=ui=prod-ui-key-from-a-vault-0123")  # fmt: skip
+    password = secret_value(lab, f"{RELEASE}-mlflow-auth", "api-password")
+    kubectl("-n", PROD, "create", "secret", "generic", "readmit-mlflow-credentials",
+            "--from-literal=MLFLOW_TRACKING_USERNAME=readmit-api",
+            f"--from-literal=MLFLOW_TRACKING_PASSWORD={password}")  # fmt: skip
+    door = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "mlflow-from-production", "namespace": lab},
+            "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow",
+                                                     "app.kubernetes.io/component": "registry"}},
+                     "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                         "kubernetes.io/metadata.name": PROD}}, "podSelector": {"matchLabels": {
+                             "app.kubernetes.io/name": "api"}}}],
+                         "ports": [{"port": 5000, "protocol": "TCP"}]}]}}  # fmt: skip
+    kubectl("apply", "-f", "-", stdin=json.dumps(door))
+    return PROD
+
+
+def test_production_serves_with_a_read_only_login_upgrades_rolls_back_and_uninstalls(
+    chart: Path, images: Path, production: str
+) -> None:
+    """Production's values on the real node, its registry the lab's MLflow: the api pods
+    behind the HPA and the budget turn Ready by loading the model with a login that can only
+    read (no metrics-server here: the HPA keeps the Deployment's one); an upgrade, a rollback
+    and an uninstall leave what they should."""
+    # this one node already runs the lab: production's own CPU requests (500m an api pod) and
+    # its NodePorts would not fit
+    here = ("--set", f"api.mlflow.trackingUri=http://{MLFLOW}", "-f", str(images),
+            "--set", "api.service.type=ClusterIP", "--set", "ui.service.type=ClusterIP",
+            "--set", "api.resources.requests.cpu=50m")  # fmt: skip
+    install(chart, production, PRODUCTION, *here)
+    docs = objects_of(production, RELEASE)
+    kinds = {d["kind"] for d in docs}
+    assert {"ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+            "NetworkPolicy"} <= kinds  # fmt: skip
+    assert_all_exist(production, docs)
+    pods = json.loads(kubectl("-n", production, "get", "pods", "-l", "app.kubernetes.io/name=api",
+                              "-o", "json"))["items"]  # fmt: skip
+    assert pods
+    for pod in pods:  # Ready: the model loaded, through the read-only login
+        name = pod["metadata"]["name"]
+        ready = kubectl("-n", production, "exec", name, "--", "python", "-c",
+                        "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/"
+                        "ready').read().decode())")  # fmt: skip
+        assert json.loads(ready)["model"]["name"] == "diabetes-readmission", ready
+    install(chart, production, PRODUCTION, *here, "--set", "api.maxBatch=500")
+    assert "500" in kubectl("-n", production, "get", "configmap", "readmit-api", "-o",
+                            "jsonpath={.data.READMIT_MAX_BATCH}")  # fmt: skip
+    helm("rollback", RELEASE, "1", "-n", production, "--wait", "--timeout", "5m")
+    assert "1000" in kubectl("-n", production, "get", "configmap", "readmit-api", "-o",
+                             "jsonpath={.data.READMIT_MAX_BATCH}")  # fmt: skip
+    assert secret_value(production, "readmit-api-keys", "ui") == "prod-ui-key-from-a-vault-0123"
+    uninstall_leaves_only_the_kept_volume(production, RELEASE)

@@ -278,7 +278,7 @@ def test_down_stops_exactly_what_up_started(stack: Stack) -> None:
     web_port = f"--web-port\0{stack.port('LOCUST_WEB_PORT')}\0"
     stray = [p for p in Path("/proc").glob("[0-9]*/cmdline") if web_port in read_or_empty(p)]
     assert stray == [], stray
-    for var in PORT_VARS[:5]:
+    for var in PORT_VARS[:6]:
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{stack.port(var)}/", timeout=2)
 
@@ -291,6 +291,7 @@ def test_the_readmes_port_table_is_the_stacks_defaults(monkeypatch: pytest.Monke
     localstack = runpy.run_path(str(ROOT / "scripts/localstack.py"))
     defaults = {s.port_env: s.port for s in localstack["services"]()}
     defaults["LOCUST_METRICS_PORT"] = localstack["exporter_ports"]()[0]
+    defaults["READMIT_API_METRICS_PORT"] = localstack["api_metrics_port"]()
     readme = (ROOT / "README.md").read_text()
     table = re.findall(r"\| http://127\.0\.0\.1:(\d+)\S* \| `(\w+)` \|", readme)
     assert {var: int(port) for port, var in table} == defaults

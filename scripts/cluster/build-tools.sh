@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
-# Build the pinned Kubernetes control plane and node (kubelet, kube-proxy, CoreDNS, pause; kwok, the
-# fake node) from the Go module proxy into .tools/k8s-$K8S_VERSION/bin, and fetch the monitoring
-# CRDs; skip what is already there. Cold: ~15 min on 2 cores; warm: 0 s.
+# Build the pinned Kubernetes control plane and node (kubelet, kube-proxy, CoreDNS, pause) and
+# its NetworkPolicy enforcer (kube-network-policies) from the Go module proxy, and fetch the
+# monitoring CRDs; skip what is already built. Cold: ~15 min on 2 cores; warm: 0 s.
 #   scripts/cluster/build-tools.sh
+# Built once per user and version, in READMIT_TOOLS_CACHE (~/.cache/readmit/tools): a fresh clone
+# links .tools/k8s-$K8S_VERSION there and builds nothing again. Every build shares Go's one build
+# and module cache (they all compile the same Kubernetes client libraries).
 # The module zip of k8s.io/kubernetes has no staging/ directory: each k8s.io/<staging> replace is
 # pointed at the published module of the same minor version instead.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 K8S_VERSION=${K8S_VERSION:-v1.35.4}
-KWOK_VERSION=${KWOK_VERSION:-v0.7.0}
-PROMETHEUS_OPERATOR_VERSION=v0.93.1
-bin=$PWD/.tools/k8s-$K8S_VERSION/bin
 COREDNS_VERSION=${COREDNS_VERSION:-v1.14.7}
+NETWORK_POLICIES_VERSION=${NETWORK_POLICIES_VERSION:-v0.8.0}
+PROMETHEUS_OPERATOR_VERSION=v0.93.1
+cache=${READMIT_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/readmit/tools}
+# one directory for this set of versions; the clone's .tools/ links to it
+home=$cache/k8s-$K8S_VERSION-coredns-$COREDNS_VERSION-knp-$NETWORK_POLICIES_VERSION
+bin=$home/bin
+mkdir -p "$bin" .tools
+[[ -L .tools/k8s-$K8S_VERSION || ! -e .tools/k8s-$K8S_VERSION ]] || rm -rf ".tools/k8s-$K8S_VERSION"
+ln -sfn "$home" ".tools/k8s-$K8S_VERSION"
+
+module_dir() {
+    go mod download -json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'
+}
+
 # The control plane, and a real node's kubelet and kube-proxy.
 components=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
-mkdir -p "$bin"
-
 missing=()
 for c in "${components[@]}"; do [[ -x $bin/$c ]] || missing+=("$c"); done
 if ((${#missing[@]})); then
-    dir=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
-    src=$PWD/.tools/k8s-$K8S_VERSION/src
+    dir=$(module_dir "k8s.io/kubernetes@$K8S_VERSION")
+    src=$home/src
     if [[ ! -f $src/.prepared ]]; then
         rm -rf "$src"
         cp -r "$dir" "$src"
@@ -48,24 +59,30 @@ print("\n".join(r["Old"]["Path"] for r in json.load(sys.stdin).get("Replace") or
         "${missing[@]/#/./cmd/}")
 fi
 
-[[ -x $bin/kwok ]] || GOBIN=$bin go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 # The node's DNS (static: it runs as a plain process beside the kubelet).
 [[ -x $bin/coredns ]] || CGO_ENABLED=0 GOBIN=$bin go install "github.com/coredns/coredns@$COREDNS_VERSION"
+# The NetworkPolicy enforcer (SIG Network's; the node runs it as a DaemonSet, as MicroK8s runs
+# Calico), static for a FROM scratch image; built inside its module, whose go.mod it needs.
+if [[ ! -x $bin/kube-network-policies ]]; then
+    (cd "$(module_dir "sigs.k8s.io/kube-network-policies@$NETWORK_POLICIES_VERSION")" &&
+        CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/kube-network-policies" ./cmd)
+fi
 # The pods' sandbox process, from the same Kubernetes module, linked statically for a FROM scratch image.
 if [[ ! -x $bin/pause ]]; then
-    src=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
-    gcc -Os -static -DVERSION=3.10 -o "$bin/pause" "$src/build/pause/linux/pause.c"
+    gcc -Os -static -DVERSION=3.10 -o "$bin/pause" \
+        "$(module_dir "k8s.io/kubernetes@$K8S_VERSION")/build/pause/linux/pause.c"
 fi
 
 # The monitoring CRDs of kube-prometheus-stack 88.5.3: the Prometheus operator release it ships
 # (appVersion v0.93.1) has them in its module.
-crds=$PWD/.tools/prometheus-operator-crds
+crds=$cache/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION
 if [[ ! -f $crds/.done ]]; then
-    dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+    dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
     rm -rf "$crds" && mkdir -p "$crds"
     cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_*.yaml "$crds/"
     touch "$crds/.done"
 fi
+[[ -L .tools/prometheus-operator-crds || ! -e .tools/prometheus-operator-crds ]] ||
+    rm -rf .tools/prometheus-operator-crds
+ln -sfn "$crds" .tools/prometheus-operator-crds
 echo "kubernetes $K8S_VERSION tools in $bin"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
-from readmit_core.settings import MODEL_ALIAS, MODEL_NAME, ReadmitSettings, secret_field
+from readmit_core.settings import MODEL_ALIAS, MODEL_NAME, RegistryLogin
 
 
-class Settings(ReadmitSettings):
+class Settings(RegistryLogin):
     mlflow_tracking_uri: str | None = Field(
         default=None,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "READMIT_MLFLOW_TRACKING_URI"),
@@ -69,15 +69,6 @@ class Settings(ReadmitSettings):
         None, validation_alias=AliasChoices("MLFLOW_TRACKING_TOKEN"),
         description="Bearer token for the registry (MLflow's own variable)",
     )  # fmt: skip
-    mlflow_tracking_username: str | None = Field(
-        None, validation_alias=AliasChoices("MLFLOW_TRACKING_USERNAME"),
-        description="basic-auth user for the registry (MLflow's own variable)",
-    )  # fmt: skip
-    mlflow_tracking_password: SecretStr | None = secret_field(
-        "basic-auth password for the registry (MLflow's own variable; or "
-        "READMIT_MLFLOW_TRACKING_PASSWORD_FILE: a file with it, e.g. a mounted Secret)",
-        "MLFLOW_TRACKING_PASSWORD",
-    )
     shutdown_drain_s: float = Field(
         0.0,
         ge=0,

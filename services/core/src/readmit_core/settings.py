@@ -59,6 +59,20 @@ class ReadmitSettings(BaseSettings):
         return secret.get_secret_value() if secret is not None else None
 
 
+class RegistryLogin(ReadmitSettings):
+    """An authenticated MLflow's login as MLflow's own client reads it (api and trainer)."""
+
+    mlflow_tracking_username: str | None = Field(
+        None, validation_alias=AliasChoices("MLFLOW_TRACKING_USERNAME"),
+        description="basic-auth user for the registry (MLflow's own variable)",
+    )  # fmt: skip
+    mlflow_tracking_password: SecretStr | None = secret_field(
+        "basic-auth password for the registry (MLflow's own variable; or "
+        "READMIT_MLFLOW_TRACKING_PASSWORD_FILE: a file with it, e.g. a mounted Secret)",
+        "MLFLOW_TRACKING_PASSWORD",
+    )
+
+
 class DataSettings(ReadmitSettings):
     """Where the data set is (readmit_core.data; the trainer and Locust read it there)."""
 
