@@ -100,6 +100,8 @@ class Attack:
 @pytest.fixture(scope="module")
 def api(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProcess]:
     """The api on a small model, with its default limits and a 2 s header timeout."""
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text("")  # this run's measurements only
     proc = start_api(tmp_path_factory.mktemp("limits") / "api.log",
                      READMIT_MODEL_URI=str(tiny_model), READMIT_HEADER_TIMEOUT_S="2",
                      READMIT_KEEP_ALIVE_S="2")  # fmt: skip
