@@ -149,5 +149,7 @@ def test_no_patient_data_in_logs_or_errors(keyed_api: ApiProcess, example: dict[
             assert marker not in text, (marker, text)
     log = keyed_api.log_text()
     assert '"level": "debug"' in log or '"level": "info"' in log  # logging really is on
+    assert "POST /predict" not in log  # no access log: a line a request, and the paths asked
+    assert all(line.startswith("{") for line in log.splitlines() if line), log[-2000:]
     for marker in markers:
         assert marker not in log, marker

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import socket
 import sys
 
 # Descriptors kept for what the process itself opens: the registry, model files, metrics, logs.
@@ -62,8 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     # fails when the api does.
     sockets = [config.bind_socket()]
     if settings.metrics_port:
-        metrics = uvicorn.Config(app, host=args.host, port=settings.metrics_port)
-        sockets.append(metrics.bind_socket())
+        # A socket of its own, not a second uvicorn.Config: creating one configures logging
+        # again, uvicorn's default way (an access log line a request: -25 % at 64 connections).
+        sockets.append(socket.create_server((args.host, settings.metrics_port),
+                                            family=socket.AF_INET6 if ":" in args.host
+                                            else socket.AF_INET))  # fmt: skip
     DrainingServer(config, app.state.draining, settings.shutdown_drain_s).run(sockets=sockets)
 
 
