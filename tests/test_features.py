@@ -18,6 +18,7 @@ from readmit_core.encounter import Encounter, encounter_record
 from readmit_core.features import (
     CATEGORICAL_FEATURES,
     DIAGNOSIS_GROUPS,
+    FEATURE_FACTORS,
     FEATURE_NAMES,
     diagnosis_codes,
     encode_frame,
@@ -74,11 +75,11 @@ def test_fast_encoding_equals_pandas_encoding(encounters) -> None:
 
 
 def test_missing_values_encode_as_nan_not_as_a_category(encounters) -> None:
-    record = {**to_records(encounters.iloc[1:2])[0], "race": None, "diag_2": None}
+    record = {**to_records(encounters.iloc[1:2])[0], "medical_specialty": None, "diag_2": None}
     rates = fitted_rates(encounters.head(2000))
     row = dict(zip(FEATURE_NAMES, encode_records([record], rates)[0], strict=True))
     assert row["diag_2_code_rate"] == rates.tables["diag_2_code"]["?"]  # missing has its rate
-    assert math.isnan(row["race"])
+    assert math.isnan(row["medical_specialty"])
     assert math.isnan(row["diag_2_value"])
     assert math.isnan(row["diag_2_group"])
     # a category is NaN exactly when the encounter leaves it out (weight, mostly)
@@ -144,3 +145,27 @@ def test_saved_scorers_give_the_fitted_estimators_numbers(encounters, tmp_path: 
         loaded = artifact.load(tmp_path / fitted.algorithm)
         np.testing.assert_allclose(loaded.predict_frame(rows), expected, rtol=0, atol=1e-12)
         assert (loaded.threshold, loaded.algorithm, loaded.rates) == (0.2, fitted.algorithm, rates)
+
+
+def test_race_and_payer_are_accepted_but_never_read_by_the_model(encounters) -> None:
+    """Schema 3: race and insurance stay in the schema (the by-group audit) and out of the
+    features: changing or leaving them out gives the same row on both encoding paths."""
+    from readmit_core.schema import FIELDS_BY_NAME, MODEL_INPUTS
+
+    audit_only = {"race", "payer_code"}
+    assert audit_only <= set(FIELDS_BY_NAME)
+    assert not audit_only & {f.name for f in MODEL_INPUTS}
+    assert not audit_only & set(FEATURE_NAMES)
+    assert not audit_only & set(FEATURE_FACTORS)
+    rates = fitted_rates(encounters.head(2000))
+    base = to_records(encounters.iloc[:50])
+    variants = [
+        base,
+        [{**r, "race": "AfricanAmerican", "payer_code": "SP"} for r in base],
+        [{**r, "race": None, "payer_code": None} for r in base],
+        [{k: v for k, v in r.items() if k not in audit_only} for r in base],
+    ]
+    rows = [np.array(encode_records(v, rates)) for v in variants]
+    for other in rows[1:]:
+        assert np.array_equal(rows[0], other, equal_nan=True)
+    assert np.array_equal(encode_frame(pd.DataFrame(variants[3]), rates), rows[0], equal_nan=True)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from readmit_core.diagnosis_rates import ANYWHERE_FEATURES, DIAGNOSES, RATE_FEATURES
-from readmit_core.schema import AGE_BRACKETS, FIELDS, MEDICATIONS, Kind
+from readmit_core.schema import AGE_BRACKETS, MEDICATIONS, MODEL_INPUTS, Kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,8 +46,8 @@ _GROUP_RANGES = (
     ("genitourinary", 580, 629, 788),
     ("neoplasms", 140, 239, None),
 )
-_CATEGORIES = tuple(f for f in FIELDS if f.kind is Kind.CATEGORY and f.name != "age")
-COUNT_FEATURES = tuple(f.name for f in FIELDS if f.kind is Kind.INTEGER)
+_CATEGORIES = tuple(f for f in MODEL_INPUTS if f.kind is Kind.CATEGORY and f.name != "age")
+COUNT_FEATURES = tuple(f.name for f in MODEL_INPUTS if f.kind is Kind.INTEGER)
 _VISITS = ("number_outpatient", "number_emergency", "number_inpatient")
 
 NUMERIC_FEATURES: tuple[str, ...] = (

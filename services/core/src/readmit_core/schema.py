@@ -15,7 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 # 2: payer_code and weight added; the models carry fitted ICD-9 readmission rates.
-SCHEMA_VERSION = "2"
+# 3: race and payer_code are no longer model inputs (kept, optional, for the by-group audit).
+SCHEMA_VERSION = "3"
 
 
 class Kind(StrEnum):
@@ -48,6 +49,9 @@ class Field:
     maximum: int | None = None
     # Nullable fields accept null (the data set's "?"): unknown, not recorded.
     nullable: bool = False
+    # False: accepted and kept for the by-group audit, never a feature (race, insurance: a
+    # risk that steers follow-up must not rest on them).
+    model_input: bool = True
 
     @property
     def is_integer(self) -> bool:
@@ -217,9 +221,11 @@ def _diagnosis(n: int, example: str, which: str) -> Field:
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("race", Kind.CATEGORY, Group.PATIENT, "Race", "Race as recorded by the hospital.",
+    Field("race", Kind.CATEGORY, Group.PATIENT, "Race",
+          "Race as recorded by the hospital; not a model input (the by-group audit only).",
           "Caucasian", choices=("Caucasian", "AfricanAmerican", "Hispanic", "Asian", "Other"),
-          choice_labels={"AfricanAmerican": "African American"}, nullable=True),
+          choice_labels={"AfricanAmerican": "African American"}, nullable=True,
+          model_input=False),
     Field("gender", Kind.CATEGORY, Group.PATIENT, "Gender", "Gender as recorded by the hospital.",
           "Female", choices=("Female", "Male", "Unknown/Invalid")),
     Field("age", Kind.CATEGORY, Group.PATIENT, "Age bracket", "Age in 10-year brackets.",
@@ -231,8 +237,9 @@ FIELDS: tuple[Field, ...] = (
                                                   "over 200 lb" for w in WEIGHT_BRACKETS},
           nullable=True),
     Field("payer_code", Kind.CATEGORY, Group.PATIENT, "Payer code",
-          "The payer (insurance) as the hospital coded it; the codes are not published.", "MC",
-          choices=PAYER_CODES, nullable=True),
+          "The payer (insurance) as the hospital coded it (codes not published); not a model "
+          "input (the by-group audit only).", "MC", choices=PAYER_CODES, nullable=True,
+          model_input=False),
     Field("admission_type_id", Kind.CATEGORY, Group.ADMISSION, "Admission type",
           "How the patient was admitted.", 1, choices=tuple(ADMISSION_TYPES),
           choice_labels=ADMISSION_TYPES),
@@ -283,6 +290,14 @@ FIELDS: tuple[Field, ...] = (
 
 FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 FIELD_NAMES: tuple[str, ...] = tuple(FIELDS_BY_NAME)
+# The fields the model reads; the others are accepted (and audited by group) but never scored.
+MODEL_INPUTS: tuple[Field, ...] = tuple(f for f in FIELDS if f.model_input)
+
+# The caller's own id of an encounter (the data set's `encounter_id` column, a hospital's visit
+# number): optional, never a model input, echoed into the api's audit record so a risk can be
+# traced to the encounter it was shown for. Not a patient field: a hospital's opaque reference.
+ENCOUNTER_ID = "encounter_id"
+ENCOUNTER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
 
 # The label the model predicts, and the data set columns that are not model input.
 TARGET_COLUMN = "readmitted"

@@ -197,10 +197,10 @@ v{summary["schema_version"]}).
   pick then refit on train + validation (trees: rounds in proportion to the rows) and scored on
   test once. Validation figures are the pick's before the refit; test figures the served
   model's. A new version takes the serving alias only if it beats the holder on test.
-- Inputs: the encounter's fields, with ICD-9 codes also as readmission rates fitted on the
-  training rows (saved with the model); `payer_code` (insurance) is an input: the
-  cross-validation's table by group shows calibration per payer (and race, sex, age) here;
-  check it on local data before acting on risks where payers differ from these hospitals'.
+- Inputs: the encounter's fields but race and `payer_code` (insurance), with ICD-9 codes also
+  as readmission rates fitted on the training rows (saved with the model). Race and payer are
+  not inputs (schema 3): a risk that steers follow-up must not rest on them; the
+  cross-validation's table by group shows calibration per race and payer (and sex, age) here.
 
 | metric | validation | test |
 |---|---|---|
