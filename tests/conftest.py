@@ -6,6 +6,7 @@ READMIT_STRICT=1 (set by .ci/run) turns every "tool or data missing" skip into a
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -176,9 +177,10 @@ def api_model(mlflow_server: str, data_path: Path) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def start_api(log_path: Path, preexec_fn: Any = None, **env: str) -> ApiProcess:
+def start_api(log_path: Path, preexec_fn: Any = None, audit_path: Path | None = None,
+              **env: str) -> ApiProcess:  # fmt: skip
     require(API_BIN.exists(), f"{API_BIN} is missing: run `make install`")
-    return ApiProcess(log_path, preexec_fn, **env)
+    return ApiProcess(log_path, preexec_fn, audit_path, **env)
 
 
 @pytest.fixture(scope="session")
@@ -264,10 +266,24 @@ def browser() -> Iterator[object]:
         b.close()
 
 
-def shows_a_risk(browser, url: str, screenshot: str) -> None:
-    """The page at ``url`` predicts the default encounter and shows a risk (a screenshot of it
-    goes to test-artifacts/)."""
-    page = open_page(browser, url)
+# The lab login the tests' ui processes are started with (readmit_ui.signin).
+UI_USER, UI_PASSWORD = "clinician", "test-" + "p" * 16
+
+
+@functools.cache
+def ui_login_env() -> dict[str, str]:
+    import bcrypt
+
+    hashed = bcrypt.hashpw(UI_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return {"READMIT_UI_AUTH": "password", "READMIT_UI_LOGIN_USER": UI_USER,
+            "READMIT_UI_LOGIN_PASSWORD_HASH": hashed}  # fmt: skip
+
+
+def shows_a_risk(browser, url: str, screenshot: str,
+                 login: tuple[str, str] = (UI_USER, UI_PASSWORD)) -> None:  # fmt: skip
+    """The page at ``url`` signs in, predicts the default encounter and shows a risk (a
+    screenshot of it goes to test-artifacts/)."""
+    page = open_page(browser, url, login)
     page.get_by_role("button", name="Predict readmission risk").click()
     result = page.get_by_text("Readmission risk within 30 days")
     result.wait_for()
@@ -277,9 +293,19 @@ def shows_a_risk(browser, url: str, screenshot: str) -> None:
     page.close()
 
 
-def open_page(browser, url: str):
+def sign_in(page, login: tuple[str, str]) -> None:
+    """The lab login's form: nothing else of the page is there before it."""
+    page.get_by_role("textbox", name="User name").fill(login[0])
+    page.get_by_role("textbox", name="Password").fill(login[1])
+    page.get_by_role("button", name="Sign in").click()
+
+
+def open_page(browser, url: str, login: tuple[str, str] | None = (UI_USER, UI_PASSWORD)):
+    """A new page at ``url``, signed in with the lab login (``login``; None: as it comes)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(url)
-    page.get_by_text("30-day readmission risk").first.wait_for()
+    if login is not None:
+        sign_in(page, login)
+        page.get_by_text("30-day readmission risk").first.wait_for()
     return page

@@ -18,6 +18,42 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 # The api runs from its own venv, installed as its image installs it (mlflow-skinny only).
 API_BIN = ROOT / ".venv-api" / "bin" / "readmit-api"
+DEX_BIN = ROOT / ".tools" / "bin" / "dex"  # `make tools` builds it
+# Dex's one clinician and the ui's client there (tests only).
+DEX_USER, DEX_PASSWORD = "ada@hospital.example", "dex-" + "d" * 16
+DEX_CLIENT, DEX_SECRET = "readmit-ui", "client-" + "s" * 24
+
+
+def dex_config(issuer: str, listen: str, redirect_uris: list[str]) -> dict[str, Any]:
+    """A real OpenID provider's config: Dex with one static user, in memory."""
+    import bcrypt
+
+    # Dex refuses bcrypt hashes under cost 10 ("does not meet minimum cost requirement").
+    hashed = bcrypt.hashpw(DEX_PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+    return {
+        "issuer": issuer,
+        "storage": {"type": "memory"},
+        "web": {"http": listen},
+        "logger": {"level": "info", "format": "json"},
+        "oauth2": {"skipApprovalScreen": True},
+        "staticClients": [
+            {
+                "id": DEX_CLIENT,
+                "secret": DEX_SECRET,
+                "name": "readmit",
+                "redirectURIs": redirect_uris,
+            },
+        ],
+        "enablePasswordDB": True,
+        "staticPasswords": [
+            {
+                "email": DEX_USER,
+                "hash": hashed,
+                "username": "ada",
+                "userID": "7f3c2a5e-8d41-4c1e-9b0a-2f6d5e4c3b21",
+            },
+        ],
+    }
 
 
 def free_port() -> int:
@@ -56,16 +92,19 @@ class ApiProcess:
     """A real ``readmit-api`` process on a free loopback port."""
 
     def __init__(self, log_path: Path, preexec_fn: Callable[[], None] | None = None,
-                 **env: str) -> None:  # fmt: skip
+                 audit_path: Path | None = None, **env: str) -> None:  # fmt: skip
+        """``audit_path``: stdout (the audit records) there, stderr (the logs) to ``log_path``;
+        else both to ``log_path``."""
         self.port, self.metrics_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         self.log_path = log_path
         self._log = log_path.open("w")
+        self._audit = audit_path.open("w") if audit_path else None
         self.proc = subprocess.Popen(
             [str(API_BIN), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            stdout=self._audit or self._log,
+            stderr=self._log if self._audit else subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=preexec_fn,
             env={**os.environ, "READMIT_RELOAD_INTERVAL_S": "1", "READMIT_LOAD_RETRY_MAX_S": "1",
@@ -96,6 +135,8 @@ class ApiProcess:
     def close(self) -> None:
         stop(self.proc)
         self._log.close()
+        if self._audit:
+            self._audit.close()
 
 
 class TcpProxy:
@@ -149,3 +190,25 @@ class TcpProxy:
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
                 self._open.discard(s)
+
+
+class DexProcess:
+    """Dex serving ``dex_config`` on a free loopback port."""
+
+    def __init__(self, tmp: Path, redirect_uris: list[str]) -> None:
+        import yaml
+
+        port = free_port()
+        self.issuer = f"http://127.0.0.1:{port}/dex"
+        config = tmp / "dex.yaml"
+        config.write_text(yaml.safe_dump(dex_config(self.issuer, f"127.0.0.1:{port}",
+                                                    redirect_uris)))  # fmt: skip
+        self.log_path = tmp / "dex.log"
+        self.proc = subprocess.Popen(
+            [str(DEX_BIN), "serve", str(config)], stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        wait_http(f"{self.issuer}/.well-known/openid-configuration", 30, self.proc)
+
+    def close(self) -> None:
+        stop(self.proc)

@@ -86,6 +86,30 @@ def test_explain_lists_the_factors_that_add_up_to_the_risk(
                          timeout=10).status_code == 422  # fmt: skip
 
 
+def test_race_and_payer_are_accepted_and_change_nothing(
+    api: ApiProcess, records: list[dict[str, Any]]
+) -> None:
+    """Schema 3: clients that send race and payer keep working; the risks and the reasons are
+    the same whatever they say, and no reason names them."""
+    from readmit_core.explain import FACTORS
+
+    def served(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        r = requests.post(f"{api.url}/predict/batch?explain=true&top={len(FACTORS)}",
+                          json={"encounters": batch}, timeout=30)  # fmt: skip
+        assert r.status_code == 200, r.text
+        return r.json()["predictions"]
+
+    batch = records[:40]
+    as_sent = served(batch)
+    changed = served([{**r, "race": "Asian", "payer_code": "BC"} for r in batch])
+    left_out = served([{k: v for k, v in r.items() if k not in ("race", "payer_code")}
+                       for r in batch])  # fmt: skip
+    assert as_sent == changed == left_out
+    named = {f["field"] for p in as_sent for f in p["explanation"]["factors"]}
+    assert not named & {"race", "payer_code"}
+    assert not {"race", "payer_code"} & set(FACTORS)
+
+
 def test_drift_metrics_compare_the_window_with_the_served_models_baseline(
     api: ApiProcess, records: list[dict[str, Any]]
 ) -> None:

@@ -109,8 +109,14 @@ def test_unknown_category_message_lists_the_allowed_values() -> None:
 
 
 def test_unknown_and_missing_fields_are_rejected() -> None:
-    (unknown,) = errors({**example_encounter(), "encounter_id": 1})
-    assert (unknown["loc"], unknown["type"]) == (("encounter_id",), "extra_forbidden")
+    (unknown,) = errors({**example_encounter(), "patient_nbr": 1})
+    assert (unknown["loc"], unknown["type"]) == (("patient_nbr",), "extra_forbidden")
+    # the caller's encounter id is the one extra key, as text (the audit record's reference)
+    (number,) = errors({**example_encounter(), "encounter_id": 1})
+    assert (number["loc"], number["type"]) == (("encounter_id",), "string_type")
+    valid = Encounter.model_validate({**example_encounter(), "encounter_id": "2278392"})
+    assert encounter_record(valid)["encounter_id"] == "2278392"
+    assert "encounter_id" not in encounter_record(Encounter.model_validate(example_encounter()))
     record = example_encounter()
     del record["age"]
     (missing,) = errors(record)
@@ -128,7 +134,10 @@ def test_hyphenated_columns_keep_their_data_set_names() -> None:
 
 def test_json_schema_documents_labels_groups_and_examples() -> None:
     props = Encounter.model_json_schema(by_alias=True)["properties"]
-    assert list(props) == list(FIELD_NAMES)
+    assert list(props) == [*FIELD_NAMES, "encounter_id"]  # the caller's reference, last
+    assert "x-group" not in props.pop("encounter_id")
+    audit_only = {n for n, p in props.items() if p.get("x-model-input") is False}
+    assert audit_only == {"race", "payer_code"}
     assert props["admission_type_id"]["x-choice-labels"]["1"] == "Emergency"
     assert props["discharge_disposition_id"]["enum"] == list(
         FIELDS_BY_NAME["discharge_disposition_id"].choices

@@ -5,11 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import ui_login_env
 from pydantic import ValidationError
 
 from readmit_api.auth import ApiKeys, KeyConfigError
 from readmit_api.settings import Settings
 from readmit_ui.settings import UiSettings
+
+
+@pytest.fixture(autouse=True)
+def _ui_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page needs a login to start (readmit_ui.signin): the tests' own."""
+    for name, value in ui_login_env().items():
+        monkeypatch.setenv(name, value)
 
 
 def test_secret_from_the_variable_or_the_file_it_names(monkeypatch: pytest.MonkeyPatch,

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    from readmit_api import logs
+    from readmit_api import audit, logs
     from readmit_api.app import create_app
     from readmit_api.auth import KeyConfigError
     from readmit_api.http_limits import HttpLimits, protocol
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     log_config = logs.configure(settings.log_level)
+    audit.configure()
     try:
         app = create_app(settings)
     except KeyConfigError as exc:

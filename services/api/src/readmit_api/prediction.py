@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from readmit_api import json_body, metrics, validation
+from readmit_api import audit, json_body, metrics, validation
 from readmit_api.batcher import MicroBatcher
 from readmit_api.drift import DriftWindow
 from readmit_api.errors import ApiError
@@ -50,8 +50,10 @@ class Predictor:
             raise ApiError(503, self.store.not_ready_reason, {"Retry-After": RETRY_AFTER_S})
         return loaded
 
-    async def one(self, body: bytes, explain_top: int = 0) -> dict[str, Any]:
-        """``explain_top`` > 0 adds that many factors (readmit_core.explain)."""
+    async def one(self, body: bytes, caller: audit.Caller, explain_top: int = 0
+                  ) -> dict[str, Any]:  # fmt: skip
+        """``explain_top`` > 0 adds that many factors (readmit_core.explain); the answer leaves
+        an audit record (``readmit_api.audit``)."""
         loaded = self.require_model()  # this request's model, even if another is loaded meanwhile
         record = validation.record(json_body.parse(body, 1))
         rows = loaded.model.encode_records([record])
@@ -60,13 +62,16 @@ class Predictor:
         result = self._risk(float(risks[0]), loaded.model.threshold)
         if reasons:
             result["explanation"] = reasons[0]
-        return {**result, "threshold": loaded.model.threshold, "model": loaded.ref()}
+        model = loaded.ref()
+        audit.record(caller, [record], [result], model, bool(explain_top))
+        return {**result, "threshold": loaded.model.threshold, "model": model}
 
-    async def many(self, body: bytes, explain_top: int = 0) -> dict[str, Any]:
+    async def many(self, body: bytes, caller: audit.Caller, explain_top: int = 0
+                   ) -> dict[str, Any]:  # fmt: skip
         loaded = self.require_model()
         if len(body) > INLINE_BODY_BYTES:
             loop = asyncio.get_running_loop()
-            rows, risks, reasons = await loop.run_in_executor(
+            records, rows, risks, reasons = await loop.run_in_executor(
                 self._worker, self._score_large, loaded, body, explain_top)  # fmt: skip
         else:
             records, rows = self._encode_batch(loaded, body)
@@ -77,19 +82,22 @@ class Predictor:
         if reasons:
             for prediction, reason in zip(predictions, reasons, strict=True):
                 prediction["explanation"] = reason
-        return {"count": len(predictions), "threshold": t, "model": loaded.ref(),
+        model = loaded.ref()
+        audit.record(caller, records, predictions, model, bool(explain_top))
+        return {"count": len(predictions), "threshold": t, "model": model,
                 "predictions": predictions}  # fmt: skip
 
     def _score_large(self, loaded: LoadedModel, body: bytes, explain_top: int
-                     ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]] | None]:  # fmt: skip
+                     ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray,
+                                list[dict[str, Any]] | None]:  # fmt: skip
         """A large batch, in the worker thread: parsed, validated, encoded and scored there."""
         records, rows = self._encode_batch(loaded, body)
         if explain_top:
-            return rows, *self._explained(loaded, rows, records, explain_top)
+            return records, rows, *self._explained(loaded, rows, records, explain_top)
         started = time.perf_counter()
         risks = loaded.model.predict_proba(rows)
         metrics.observe_inference(time.perf_counter() - started, len(rows))
-        return rows, risks, None
+        return records, rows, risks, None
 
     def _encode_batch(self, loaded: LoadedModel, body: bytes
                       ) -> tuple[list[dict[str, Any]], np.ndarray]:  # fmt: skip

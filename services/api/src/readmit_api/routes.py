@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from readmit_api import bodies
+from readmit_api import audit, bodies
 from readmit_api.auth import require_key
 from readmit_api.errors import ApiError, json_response
 from readmit_api.prediction import RETRY_AFTER_S
@@ -25,6 +25,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {
         "model": bodies.Problem,
         "description": "Missing or invalid API key (when keys are set)",
+    },
+    403: {
+        "model": bodies.Problem,
+        "description": f"This client may not name a user ({audit.USER_HEADER})",
     },
     413: {"model": bodies.Problem, "description": "Body or batch too large"},
     415: {"model": bodies.Problem, "description": "Content type is not application/json"},
@@ -56,9 +60,10 @@ def _body(model: type, example: Any) -> dict[str, Any]:
     openapi_extra=_body(Encounter, bodies.EXAMPLE_ENCOUNTER),
 )
 async def predict(request: Request, explain: Explain = False, top: Top = 5) -> Response:
-    require_key(request)
-    predictor = request.app.state.predictor
-    return json_response(await predictor.one(await request.body(), top if explain else 0))
+    caller = _caller(request, "/predict")
+    answer = await request.app.state.predictor.one(
+        await request.body(), caller, top if explain else 0)  # fmt: skip
+    return json_response(answer, headers={"X-Request-ID": caller.request_id})
 
 
 @router.post(
@@ -69,9 +74,17 @@ async def predict(request: Request, explain: Explain = False, top: Top = 5) -> R
     openapi_extra=_body(bodies.BatchRequest, {"encounters": [bodies.EXAMPLE_ENCOUNTER] * 2}),
 )
 async def predict_batch(request: Request, explain: Explain = False, top: Top = 5) -> Response:
-    require_key(request)
-    predictor = request.app.state.predictor
-    return json_response(await predictor.many(await request.body(), top if explain else 0))
+    caller = _caller(request, "/predict/batch")
+    answer = await request.app.state.predictor.many(
+        await request.body(), caller, top if explain else 0)  # fmt: skip
+    return json_response(answer, headers={"X-Request-ID": caller.request_id})
+
+
+def _caller(request: Request, route: str) -> audit.Caller:
+    """The key's client (401 without a valid key) and the user it names (403 if it may not)."""
+    client = require_key(request)
+    trusted = request.app.state.settings.user_header_client_ids
+    return audit.Caller(route, client, audit.caller_user(request, client, trusted))
 
 
 @router.get("/health", response_model=bodies.Health, summary="Liveness: the process serves")

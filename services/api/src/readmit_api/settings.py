@@ -65,6 +65,10 @@ class Settings(RegistryLogin):
     api_keys_reload_s: float = Field(
         5.0, gt=0, description="how often READMIT_API_KEYS_DIR is read again for changed keys"
     )
+    user_header_clients: str = Field(
+        "ui", description="key ids (comma-separated) that may name the signed-in user in "
+        "X-Readmit-User, for the audit record: the ui's; another client naming one gets 403",
+    )  # fmt: skip
     mlflow_tracking_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MLFLOW_TRACKING_TOKEN"),
         description="Bearer token for the registry (MLflow's own variable)",
@@ -86,6 +90,10 @@ class Settings(RegistryLogin):
     high_risk_band: float = Field(
         0.3, gt=0, lt=1, description="risk at or above which the band is 'high'"
     )
+
+    @property
+    def user_header_client_ids(self) -> frozenset[str]:
+        return frozenset(c.strip() for c in self.user_header_clients.split(",") if c.strip())
 
     @model_validator(mode="after")
     def _metrics_apart(self) -> Settings:

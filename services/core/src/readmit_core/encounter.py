@@ -13,7 +13,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, 
 from pydantic import Field as PydanticField
 from pydantic_core import PydanticCustomError
 
-from readmit_core.schema import FIELDS, ICD9_PATTERN, Field, Kind
+from readmit_core.schema import (
+    ENCOUNTER_ID,
+    ENCOUNTER_ID_PATTERN,
+    FIELDS,
+    ICD9_PATTERN,
+    Field,
+    Kind,
+)
 
 
 def _json_integer(value: Any) -> Any:
@@ -52,6 +59,8 @@ def _field_info(f: Field) -> Any:
     extra: dict[str, Any] = {"x-group": f.group.value}
     if f.choice_labels:
         extra["x-choice-labels"] = {str(k): v for k, v in f.choice_labels.items()}
+    if not f.model_input:
+        extra["x-model-input"] = False  # accepted, audited by group, never scored
     return PydanticField(
         # Nullable fields may be left out: null means "unknown / not recorded".
         default=None if f.nullable else ...,
@@ -79,9 +88,24 @@ Encounter: type[BaseModel] = create_model(
     __base__=_Strict,
     __doc__="One patient encounter at discharge, as the api accepts it.",
     **{python_name(f.name): (_annotation(f), _field_info(f)) for f in FIELDS},
+    encounter_id=(
+        Annotated[str, StringConstraints(pattern=ENCOUNTER_ID_PATTERN)] | None,
+        PydanticField(
+            default=None,
+            alias=ENCOUNTER_ID,
+            title="Encounter id",
+            description="Your own id of this encounter (e.g. the visit number): not a model "
+            "input; kept in the audit record of the risk served for it.",
+            examples=["2278392"],
+        ),
+    ),
 )
 
 
 def encounter_record(encounter: BaseModel) -> dict[str, Any]:
-    """The validated encounter as a plain dict keyed by column name."""
-    return encounter.model_dump(by_alias=True)
+    """The validated encounter as a plain dict keyed by column name (``encounter_id`` only when
+    given: it is the caller's reference, not an encounter field)."""
+    record = encounter.model_dump(by_alias=True)
+    if record[ENCOUNTER_ID] is None:
+        del record[ENCOUNTER_ID]
+    return record
