@@ -59,7 +59,7 @@ CHECKOV_VERSION := 3.3.30
 HADOLINT_VERSION := 2.15.1
 SHELLCHECK_VERSION := 0.11.0.1
 
-tools: $(TOOLS)/helm $(TOOLS)/helm-unittest .tools/scan/.installed
+tools: $(TOOLS)/helm $(TOOLS)/helm-unittest $(TOOLS)/dex .tools/scan/.installed
 
 $(TOOLS)/helm:
 	@mkdir -p $(TOOLS)
@@ -72,6 +72,21 @@ $(TOOLS)/helm-unittest:
 		(cd "$$(go mod download -json github.com/helm-unittest/helm-unittest@$(HELM_UNITTEST_VERSION) \
 		| python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
 		&& go build -o $$cached/helm-unittest ./cmd/helm-unittest); ln -sfn $$cached/helm-unittest $@
+
+# Dex, the OpenID provider the ui's sign-in is tested against (a process in make test, a pod in
+# make e2e). Its v2 tags are not Go module versions: v2.45.1's commit as a pseudo-version. Its
+# go.mod replaces its api/v2 module by a directory the module zip leaves out: built from a copy
+# without that replace (api/v2 comes from the proxy); static, it runs in a scratch image too.
+DEX_VERSION := v0.0.0-20260303133905-11d2eeb52b42
+
+$(TOOLS)/dex:
+	@mkdir -p $(TOOLS)
+	cached=$(READMIT_TOOLS_CACHE)/dex-$(DEX_VERSION); [ -x $$cached/dex ] || \
+		(src=$$(mktemp -d) && cp -r "$$(go mod download -json github.com/dexidp/dex@$(DEX_VERSION) \
+		| python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')/." $$src && chmod -R u+w $$src \
+		&& cd $$src && go mod edit -dropreplace github.com/dexidp/dex/api/v2 \
+		&& CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o $$cached/dex ./cmd/dex \
+		&& rm -rf $$src); ln -sfn $$cached/dex $@
 
 # checkov pins packaging, boto3 and more at versions the services must not get: its own venv.
 .tools/scan/.installed: $(UV) Makefile

@@ -10,7 +10,9 @@ the chart ships, rendered from the chart by Helm (never copied). READMIT_STATE_D
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -34,6 +36,26 @@ MODEL_ALIAS = os.environ.get("READMIT_MODEL_ALIAS", "production")
 # Scrape job names as in the cluster (the Services of release "readmit"), so the chart's alert
 # rules, which select job="readmit-api", work unchanged.
 API_JOB, LOCUST_JOB = "readmit-api", "readmit-locust-master"
+
+
+UI_LOGIN = STATE / "ui-login.json"  # the page's login: generated once, readable by you only
+
+
+def ui_login() -> dict[str, str]:
+    """The page's lab login (readmit_ui.signin): user, password and its bcrypt hash; the page
+    is given the hash only."""
+    if UI_LOGIN.exists():
+        return json.loads(UI_LOGIN.read_text())
+    import bcrypt
+
+    password = secrets.token_urlsafe(18)
+    login = {"user": "clinician", "password": password,
+             "hash": bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()}  # fmt: skip
+    STATE.mkdir(parents=True, exist_ok=True)
+    fd = os.open(UI_LOGIN, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(login, out)
+    return login
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,7 @@ def services() -> list[Service]:
     store = STATE / "mlflow"
     tracking = f"http://127.0.0.1:{mlflow_port}"
     api = f"http://127.0.0.1:{api_port}"
+    login = ui_login()
     return [
         Service(
             "mlflow", "MLFLOW_PORT", mlflow_port, "/health", 180,
@@ -81,7 +104,9 @@ def services() -> list[Service]:
         Service(
             "ui", "READMIT_UI_PORT", ui_port, "/_stcore/health", 60, (str(BIN / "readmit-ui"),),
             (("READMIT_API_URL", api), ("READMIT_UI_PORT", str(ui_port)),
-             ("READMIT_UI_ADDRESS", "127.0.0.1")),
+             ("READMIT_UI_ADDRESS", "127.0.0.1"), ("READMIT_UI_AUTH", "password"),
+             ("READMIT_UI_LOGIN_USER", login["user"]),
+             ("READMIT_UI_LOGIN_PASSWORD_HASH", login["hash"])),
         ),
         # Locust's web UI (master + 2 workers), idle until a run is started there.
         Service(
@@ -236,7 +261,8 @@ def up() -> None:
         f"  api                     {urls['api']}  (docs: {urls['api']}/docs; metrics "
         f":{api_metrics_port()}/metrics)"
     )
-    print(f"  ui (clinicians)         {urls['ui']}")
+    print(f"  ui (clinicians)         {urls['ui']}  (sign in: {ui_login()['user']}, password in "
+          f"{UI_LOGIN})")  # fmt: skip
     print(f"  Locust web UI           {urls['locust']}  (metrics :{exporter_ports()[0]}/metrics)")
     print(f"  Prometheus              {urls['prometheus']}  (alerts: {urls['prometheus']}/alerts)")
     print(

@@ -96,6 +96,10 @@ def test_lab_keeps_the_original_nodeports(chart: Path) -> None:
         ("api.fullnameOverride=x", "additional properties 'fullnameOverride' not allowed"),
         ("ui.service.port=80", "additional properties 'port' not allowed"),
         ("mlflow.enabled=false", "api.mlflow.trackingUri is required when mlflow.enabled is false"),
+        # a provider needs its client: id, secret and the registered redirect URI
+        ("ui.auth.oidc.issuer=https://sso.example/realms/c", "/auth/oidc/clientId"),
+        ("ui.auth.oidc.redirectUri=https://readmit.example/callback", "/auth/oidc/redirectUri"),
+        ("ui.auth.sessionHours=0", "/auth/sessionHours"),
     ],
 )
 def test_bad_values_get_a_clear_error(helm: Path, chart: Path, setting: str, message: str) -> None:
@@ -196,6 +200,7 @@ def test_production_reaches_its_external_registry_and_no_mlflow(chart: Path) -> 
     docs = render(chart, "production")
     found = edges(docs, pod_roles(docs))
     assert ("api", "registry", 443) in found["egress"]
+    assert ("ui", "idp", 443) in found["egress"]  # the hospital's SSO, for the sign-in
     assert not {e for e in found["ingress"] | found["egress"] if "mlflow" in e}
     monitoring = policy_named(docs, "readmit-api-from-prometheus")["spec"]["ingress"][0]["from"]
     observability = {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import ROOT, copy_chart, require, shows_a_risk
+from conftest import ROOT, UI_USER, copy_chart, open_page, require, shows_a_risk
 from kube import (
     CLUSTER,
     HELM,
@@ -47,6 +47,7 @@ from kube import (
     values_args,
     wait_until,
 )
+from servers import DEX_BIN, DEX_CLIENT, DEX_PASSWORD, DEX_SECRET, DEX_USER, dex_config
 
 pytestmark = pytest.mark.e2e
 
@@ -161,7 +162,15 @@ def test_curl_the_api_nodeport_with_the_generated_key(lab: str) -> None:
 
 
 def test_the_ui_nodeport_shows_a_risk_in_chromium(lab: str, browser) -> None:
-    shows_a_risk(browser, NODE_PORT.format(port=30081), "ui-node.png")
+    """Behind the lab login the chart generated (only its hash is in the page's pod)."""
+    password = secret_value(lab, f"{RELEASE}-ui-login", "password")
+    page = open_page(browser, NODE_PORT.format(port=30081), login=None)
+    assert page.get_by_text("30-day readmission risk").count() == 0
+    page.close()
+    shows_a_risk(browser, NODE_PORT.format(port=30081), "ui-node.png", (UI_USER, password))
+    mounted = kubectl("-n", lab, "exec", f"deploy/{RELEASE}-ui", "--", "ls",
+                      "/var/run/secrets/readmit-ui").split()  # fmt: skip
+    assert mounted == ["cookie-secret", "password-hash"]
 
 
 def locust_login(lab: str) -> requests.Session:
@@ -233,10 +242,11 @@ def test_the_notes_commands_work_as_printed(lab: str, tmp_path: Path) -> None:
     passwords = [subprocess.run(["bash", "-ec", line.strip()], capture_output=True, text=True,
                                 env=path, check=True).stdout.strip()
                  for line in lines if "base64 -d; echo" in line]  # fmt: skip
-    assert len(passwords) == 2  # Locust's, MLflow's
+    assert len(passwords) == 3  # the ui's, Locust's, MLflow's
+    assert passwords[0] == secret_value(lab, f"{RELEASE}-ui-login", "password")
     web = NODE_PORT.format(port=30009)
     session = requests.Session()
-    session.post(f"{web}/login_submit", data={"username": "admin", "password": passwords[0]},
+    session.post(f"{web}/login_submit", data={"username": "admin", "password": passwords[1]},
                  timeout=10)  # fmt: skip
     assert session.get(f"{web}/stats/requests", timeout=10).status_code == 200
 
@@ -549,13 +559,88 @@ def test_a_forced_new_version_is_swapped_in_with_no_failed_request(
 
 # --- Production's life cycle, against the lab's MLflow with a read-only login ----------------
 
+# The hospital's SSO: Dex as a pod on the node's own network (an identity provider lives outside
+# the pod network), over TLS with a CA of its own, as a hospital's would be.
+NODE_IP = "10.250.0.1"
+DEX_ISSUER = f"https://{NODE_IP}:5556/dex"
+PROD_UI = NODE_PORT.format(port=30082)
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
 
 @pytest.fixture(scope="module")
-def production(lab: str) -> str:
+def dex_in_cluster(real_node: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Dex built from the Go module proxy, in a scratch image pushed to the node's registry;
+    returns its CA certificate (PEM)."""
+    require(DEX_BIN.exists(), f"{DEX_BIN} is missing: run `make tools`")
+    tmp = tmp_path_factory.mktemp("sso")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.crt", "-days", "2", "-subj", "/CN=readmit e2e hospital CA", cwd=tmp)  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr",
+            "-subj", f"/CN={NODE_IP}", cwd=tmp)  # fmt: skip
+    (tmp / "ext").write_text(f"subjectAltName=IP:{NODE_IP}\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "tls.crt", "-days", "2", "-extfile", "ext",
+            cwd=tmp)  # fmt: skip
+    shutil.copy(DEX_BIN.resolve(), tmp / "dex")
+    (tmp / "Containerfile").write_text('FROM scratch\nCOPY dex /dex\nENTRYPOINT ["/dex"]\n')
+    image = f"localhost:32000/dex:{DEX_BIN.resolve().parent.name.removeprefix('dex-')[-12:]}"
+    for cmd in (["build", "--format", "docker", "-t", image, str(tmp)],
+                ["push", "--tls-verify=false", image]):  # fmt: skip
+        subprocess.run(["podman", *cmd], check=True, capture_output=True, timeout=300)
+    config = dex_config(DEX_ISSUER, "", [f"{PROD_UI}/oauth2callback"])
+    config["web"] = {"https": f"{NODE_IP}:5556", "tlsCert": "/tls/tls.crt",
+                     "tlsKey": "/tls/tls.key"}  # fmt: skip
+    kubectl("create", "namespace", "sso")
+    kubectl("-n", "sso", "create", "secret", "tls", "dex-tls", f"--cert={tmp / 'tls.crt'}",
+            f"--key={tmp / 'tls.key'}")  # fmt: skip
+    kubectl("-n", "sso", "create", "configmap", "dex",
+            f"--from-literal=dex.yaml={yaml.safe_dump(config)}")  # fmt: skip
+    pod = yaml.safe_load(f"""
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {{name: dex, namespace: sso}}
+        spec:
+          selector: {{matchLabels: {{app: dex}}}}
+          template:
+            metadata: {{labels: {{app: dex}}}}
+            spec:
+              hostNetwork: true
+              automountServiceAccountToken: false
+              securityContext: {{runAsNonRoot: true, runAsUser: 65534}}
+              containers:
+                - name: dex
+                  image: {image}
+                  args: [serve, /config/dex.yaml]
+                  volumeMounts:
+                    - {{name: config, mountPath: /config}}
+                    - {{name: tls, mountPath: /tls}}
+              volumes:
+                - {{name: config, configMap: {{name: dex}}}}
+                - {{name: tls, secret: {{secretName: dex-tls}}}}
+    """)
+    kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    kubectl("-n", "sso", "rollout", "status", "deploy/dex", "--timeout=120s")
+    ca = (tmp / "ca.crt").read_text()
+    wait_until(lambda: requests.get(f"{DEX_ISSUER}/.well-known/openid-configuration",
+                                    verify=str(tmp / "ca.crt"), timeout=3).ok,
+               60, "Dex answers over TLS")  # fmt: skip
+    return ca
+
+
+@pytest.fixture(scope="module")
+def production(lab: str, dex_in_cluster: str) -> str:
     """What production expects to exist, made as whoever runs it would: the api keys (one
-    client, from a vault), the registry's read-only login (the lab's api user), and the
-    registry's door opened to production's api (the MLflow admins' NetworkPolicy)."""
+    client, from a vault), the registry's read-only login (the lab's api user), the registry's
+    door opened to production's api (the MLflow admins' NetworkPolicy), and the page's client
+    at the hospital's SSO (its secret, and the hospital's CA)."""
     kubectl("create", "namespace", PROD)
+    kubectl("-n", PROD, "create", "secret", "generic", "readmit-ui-oidc",
+            f"--from-literal=client-secret={DEX_SECRET}")  # fmt: skip
+    kubectl("-n", PROD, "create", "configmap", "hospital-ca",
+            f"--from-literal=ca.crt={dex_in_cluster}")  # fmt: skip
     kubectl("-n", PROD, "create", "secret", "generic", "readmit-api-keys",
             "--from-literal=ui=prod-ui-key-from-a-vault-0123")  # fmt: skip
     password = secret_value(lab, f"{RELEASE}-mlflow-auth", "api-password")
@@ -576,7 +661,7 @@ def production(lab: str) -> str:
 
 
 def test_production_serves_with_a_read_only_login_upgrades_rolls_back_and_uninstalls(
-    chart: Path, images: Path, production: str
+    chart: Path, images: Path, production: str, browser
 ) -> None:
     """Production's values on the real node, its registry the lab's MLflow: the api pods
     behind the HPA and the budget turn Ready by loading the model with a login that can only
@@ -584,9 +669,12 @@ def test_production_serves_with_a_read_only_login_upgrades_rolls_back_and_uninst
     and an uninstall leave what they should."""
     # this one node already runs the lab: production's own CPU requests (500m an api pod) and
     # its NodePorts would not fit
+    sso = {"issuer": DEX_ISSUER, "clientId": DEX_CLIENT, "caBundle.configMap": "hospital-ca",
+           "redirectUri": f"{PROD_UI}/oauth2callback"}  # fmt: skip
     here = ("--set", f"api.mlflow.trackingUri=http://{MLFLOW}", "-f", str(images),
-            "--set", "api.service.type=ClusterIP", "--set", "ui.service.type=ClusterIP",
-            "--set", "api.resources.requests.cpu=50m")  # fmt: skip
+            "--set", "api.service.type=ClusterIP", "--set", "ui.service.nodePort=30082",
+            "--set", "api.resources.requests.cpu=50m",
+            *(a for k, v in sso.items() for a in ("--set", f"ui.auth.oidc.{k}={v}")))  # fmt: skip
     install(chart, production, PRODUCTION, *here)
     docs = objects_of(production, RELEASE)
     kinds = {d["kind"] for d in docs}
@@ -602,6 +690,7 @@ def test_production_serves_with_a_read_only_login_upgrades_rolls_back_and_uninst
                         "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/"
                         "ready').read().decode())")  # fmt: skip
         assert json.loads(ready)["model"]["name"] == "diabetes-readmission", ready
+    signs_in_through_the_hospitals_sso(browser, production)
     install(chart, production, PRODUCTION, *here, "--set", "api.maxBatch=500")
     assert "500" in kubectl("-n", production, "get", "configmap", "readmit-api", "-o",
                             "jsonpath={.data.READMIT_MAX_BATCH}")  # fmt: skip
@@ -610,3 +699,32 @@ def test_production_serves_with_a_read_only_login_upgrades_rolls_back_and_uninst
                              "jsonpath={.data.READMIT_MAX_BATCH}")  # fmt: skip
     assert secret_value(production, "readmit-api-keys", "ui") == "prod-ui-key-from-a-vault-0123"
     uninstall_leaves_only_the_kept_volume(production, RELEASE)
+
+
+def signs_in_through_the_hospitals_sso(browser, namespace: str) -> None:
+    """Production's page sends Chromium to the provider's own login page (Dex, over TLS), takes
+    its error for a wrong password, then signs in and shows a risk; the api's audit record in
+    the cluster's log names the clinician."""
+    page = browser.new_page(ignore_https_errors=True)  # the browser does not know the test CA
+    page.set_default_timeout(60_000)
+    page.goto(PROD_UI)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{DEX_ISSUER}/**")
+    for password in ("not-" + DEX_PASSWORD, DEX_PASSWORD):
+        page.get_by_label("Email Address").fill(DEX_USER)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Login").click()
+        if password != DEX_PASSWORD:
+            page.get_by_text("Invalid Email Address and password").wait_for()
+    page.get_by_text(f"Signed in as {DEX_USER}").wait_for()
+    page.get_by_role("button", name="Predict readmission risk").click()
+    page.get_by_text("Readmission risk within 30 days").wait_for()
+    page.screenshot(path=str(ROOT / "test-artifacts" / "ui-node-sso.png"), full_page=True)
+    page.close()
+
+    def audited() -> bool:
+        logs = kubectl("-n", namespace, "logs", "-l", "app.kubernetes.io/name=api", "--tail=-1")
+        return any(json.loads(line).get("user") == DEX_USER for line in logs.splitlines()
+                   if '"logger":"readmit.audit"' in line)  # fmt: skip
+
+    wait_until(audited, 30, "the audit record names the clinician")

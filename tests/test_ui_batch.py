@@ -26,21 +26,25 @@ def test_real_rows_parse_and_a_bad_row_is_explained(encounters) -> None:
     assert row == 5
     assert reason.startswith("race: Input should be")
     assert "Martian" not in reason
-    assert set(parsed.valid[0][1]) == set(FIELD_NAMES)
-    # The rows' own identifiers stay beside them (for the reader), outside the records sent.
+    # The rows' own identifiers stay beside them (for the reader); of them only encounter_id
+    # is sent (the api's audit record), never patient_nbr.
     first = encounters.iloc[0]
+    assert set(parsed.valid[0][1]) == {*FIELD_NAMES, "encounter_id"}
+    assert parsed.valid[0][1]["encounter_id"] == str(first["encounter_id"])
     assert len(parsed.ids) == len(parsed.valid)
     assert parsed.ids[0]["encounter_id"] == str(first["encounter_id"])
     assert parsed.ids[0]["patient_nbr"] == str(first["patient_nbr"])
-    assert "encounter_id" not in parsed.valid[0][1]
+    assert "patient_nbr" not in parsed.valid[0][1]
 
 
 def test_template_is_one_valid_example_row() -> None:
     rows = list(csv.DictReader(io.StringIO(template_csv())))
     assert len(rows) == 1
+    assert not {"race", "payer_code"} & set(rows[0])  # not model inputs: not asked
     parsed = parse_csv(template_csv().encode(), 5000)
     assert parsed.invalid == []
-    assert parsed.valid[0][1] == example_encounter()
+    expected = {**example_encounter(), "race": None, "payer_code": None}  # left out: unknown
+    assert parsed.valid[0][1] == {**expected, "encounter_id": "2278392"}
 
 
 def test_missing_columns_are_named() -> None:

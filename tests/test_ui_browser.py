@@ -1,5 +1,6 @@
 """End to end in a real browser (Debian's Chromium driven by Playwright) on the real page, the
-real api and a real model. Screenshots go to test-artifacts/."""
+real api and a real model; the sign-in through a real OpenID provider (Dex) and the lab login.
+Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -10,20 +11,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import open_page
-from servers import ApiProcess, free_port, stop, wait_http
+from conftest import UI_PASSWORD, UI_USER, open_page, require, sign_in, ui_login_env
+from servers import (
+    DEX_BIN,
+    DEX_CLIENT,
+    DEX_PASSWORD,
+    DEX_SECRET,
+    DEX_USER,
+    ApiProcess,
+    DexProcess,
+    free_port,
+    stop,
+    wait_http,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-def start_ui(api_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_ui(api_url: str, log: Path, port: int | None = None,
+             **env: str) -> tuple[subprocess.Popen[bytes], str]:  # fmt: skip
+    """The page, signed in with the lab login unless ``env`` says otherwise."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "readmit-ui")],
         stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "READMIT_API_URL": api_url, "READMIT_UI_PORT": str(port),
-             "READMIT_UI_ADDRESS": "127.0.0.1"},
+             "READMIT_UI_ADDRESS": "127.0.0.1", **ui_login_env(), **env},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/_stcore/health", 60, proc)
@@ -99,3 +113,85 @@ def test_api_down_shows_a_message(browser, tmp_path: Path) -> None:
         page.close()
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="module")
+def dex_ui(api: ApiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Dex, and two pages signing in through it: one with an 8-hour session, one with 6 s."""
+    require(DEX_BIN.exists(), f"{DEX_BIN} is missing: run `make tools`")
+    tmp = tmp_path_factory.mktemp("dex")
+    ports = {"ui": free_port(), "short": free_port()}
+    uris = {k: f"http://127.0.0.1:{p}/oauth2callback" for k, p in ports.items()}
+    dex = DexProcess(tmp, list(uris.values()))
+    procs, urls = [], {}
+    try:
+        for name, session_s in (("ui", "28800"), ("short", "6")):
+            proc, url = start_ui(
+                api.url, tmp / f"{name}.log", ports[name], READMIT_UI_AUTH="oidc",
+                READMIT_UI_OIDC_ISSUER=dex.issuer, READMIT_UI_OIDC_CLIENT_ID=DEX_CLIENT,
+                READMIT_UI_OIDC_CLIENT_SECRET=DEX_SECRET, READMIT_UI_OIDC_REDIRECT_URI=uris[name],
+                READMIT_UI_COOKIE_SECRET="cookie-" + "k" * 32, READMIT_UI_SESSION_S=session_s,
+            )  # fmt: skip
+            procs.append(proc)
+            urls[name] = url
+        yield {**urls, "issuer": dex.issuer}
+    finally:
+        for proc in procs:
+            stop(proc)
+        dex.close()
+
+
+def provider_sign_in(page, password: str) -> None:
+    page.get_by_label("Email Address").fill(DEX_USER)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Login").click()
+
+
+def test_sign_in_through_the_hospitals_provider(browser, dex_ui: dict[str, str],
+                                               api: ApiProcess) -> None:  # fmt: skip
+    """Only the sign-in before it; the provider's own login page and its error for a wrong
+    password; then a risk, served to the signed-in user (the api's audit record says who);
+    signed out, the page is closed again."""
+    page = open_page(browser, dex_ui["ui"], login=None)
+    page.get_by_role("button", name="Sign in").wait_for()
+    assert page.get_by_text("30-day readmission risk").count() == 0
+    assert page.get_by_role("button", name="Predict readmission risk").count() == 0
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(dex_ui["issuer"] + "/**")  # the provider's page, not ours
+    provider_sign_in(page, "not-" + DEX_PASSWORD)
+    page.get_by_text("Invalid Email Address and password").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "ui-provider-wrong-password.png"))
+    provider_sign_in(page, DEX_PASSWORD)
+    page.get_by_text("30-day readmission risk").first.wait_for()
+    page.get_by_text(f"Signed in as {DEX_USER}").wait_for()
+    page.get_by_role("button", name="Predict readmission risk").click()
+    page.get_by_text("Readmission risk within 30 days").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "ui-provider-signed-in.png"), full_page=True)
+    assert f'"user":"{DEX_USER}"' in api.log_text()  # the audit record names the clinician
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    page.reload()  # the sign-in cookie is gone, not only this tab's session
+    page.get_by_role("button", name="Sign in").wait_for()
+    assert page.get_by_text("30-day readmission risk").count() == 0
+    page.close()
+
+
+def test_a_provider_session_expires(browser, dex_ui: dict[str, str]) -> None:
+    page = open_page(browser, dex_ui["short"], login=None)
+    page.get_by_role("button", name="Sign in").click()
+    provider_sign_in(page, DEX_PASSWORD)
+    page.get_by_text("30-day readmission risk").first.wait_for()
+    page.wait_for_timeout(7_000)  # READMIT_UI_SESSION_S=6
+    page.reload()
+    page.get_by_role("button", name="Sign in").wait_for()
+    assert page.get_by_text("30-day readmission risk").count() == 0
+    page.close()
+
+
+def test_the_lab_login_refuses_a_wrong_password(browser, ui: str) -> None:
+    page = open_page(browser, ui, login=None)
+    assert page.get_by_text("30-day readmission risk").count() == 0
+    sign_in(page, (UI_USER, "not-" + UI_PASSWORD))
+    page.get_by_text("Wrong user name or password").wait_for()
+    assert page.get_by_text("30-day readmission risk").count() == 0
+    page.close()

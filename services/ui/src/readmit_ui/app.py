@@ -17,6 +17,7 @@ from readmit_core.schema import Field, Group, Kind, example_encounter, fields_in
 from readmit_ui.batch import parse_csv, predict_in_chunks, template_csv
 from readmit_ui.client import ApiCallError, ApiClient
 from readmit_ui.settings import UiSettings
+from readmit_ui.signin import sign_out_button, signed_in_user
 
 GROUP_TITLES = {
     Group.PATIENT: "Patient",
@@ -70,7 +71,7 @@ def encounter_form() -> dict[str, Any] | None:
     record: dict[str, Any] = {}
     with st.form("encounter"):
         for group, title in GROUP_TITLES.items():
-            fields = fields_in(group)
+            fields = [f for f in fields_in(group) if f.model_input]  # race, payer: not asked
             with st.expander(title, expanded=group is not Group.MEDICATIONS):
                 columns = st.columns(3)
                 for i, f in enumerate(fields):
@@ -232,9 +233,12 @@ def model_tab(client: ApiClient) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="Readmission risk", layout="wide")
+    settings = UiSettings()
+    user = signed_in_user(settings)  # nothing below renders before a sign-in
+    sign_out_button(settings, user)
     st.title("30-day readmission risk")
     st.caption("For diabetic patients at discharge. Enter one encounter, or upload many.")
-    client = ApiClient.from_env()
+    client = ApiClient.from_settings(settings, user)
     single, batch, model = st.tabs(["Single encounter", "Batch (CSV)", "Model"])
     with single:
         single_tab(client)

@@ -11,7 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from readmit_core.encounter import Encounter, encounter_record
-from readmit_core.schema import FIELD_NAMES, FIELDS_BY_NAME, example_encounter
+from readmit_core.schema import ENCOUNTER_ID, FIELDS, FIELDS_BY_NAME, example_encounter
+
+# The columns a file must have: the model's inputs. Race and payer may be there too (the data
+# set's own files hold them) and are sent on; encounter_id, when there, goes to the api's audit
+# record beside each risk.
+REQUIRED = tuple(f.name for f in FIELDS if f.model_input)
 
 CHUNK = 200  # encounters per /predict/batch call
 
@@ -21,16 +26,17 @@ class ParsedCsv:
     valid: list[tuple[int, dict[str, Any]]]  # (row number in the file, record)
     invalid: list[tuple[int, str]]  # (row number, why)
     # Per valid row, its other columns (e.g. encounter_id, patient_nbr): shown beside the risk
-    # so the reader knows whose it is; never sent to the api.
+    # so the reader knows whose it is; of them only encounter_id is sent to the api.
     ids: list[dict[str, str]] = field(default_factory=list)
 
 
 def template_csv() -> str:
-    """A header in the data set's format and one example row."""
+    """A header in the data set's format (its id, the model's inputs) and one example row."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=FIELD_NAMES)
+    writer = csv.DictWriter(out, fieldnames=(ENCOUNTER_ID, *REQUIRED))
     writer.writeheader()
-    writer.writerow({k: "?" if v is None else v for k, v in example_encounter().items()})
+    example = {k: "?" if v is None else v for k, v in example_encounter().items()}
+    writer.writerow({ENCOUNTER_ID: "2278392", **{k: example[k] for k in REQUIRED}})
     return out.getvalue()
 
 
@@ -56,16 +62,20 @@ def parse_csv(data: bytes, max_rows: int) -> ParsedCsv:
         raise ValueError(f"it holds more than {max_rows} encounters; split it into files of "
                          f"at most {max_rows} rows")  # fmt: skip
     reader = csv.DictReader(io.StringIO(text))
-    missing = [n for n in FIELD_NAMES if n not in (reader.fieldnames or [])]
+    columns = reader.fieldnames or []
+    missing = [n for n in REQUIRED if n not in columns]
     if missing:
         raise ValueError(
             f"the file lacks the column(s) {', '.join(missing)}; "
             "download the template for the format"
         )
-    others = [n for n in reader.fieldnames or [] if n not in FIELDS_BY_NAME and n]
+    sent = [n for n in columns if n in FIELDS_BY_NAME]
+    others = [n for n in columns if n not in FIELDS_BY_NAME and n]
     parsed = ParsedCsv([], [])
     for number, row in enumerate(reader, start=2):  # row 1 is the header
-        record = {name: _typed(name, row[name] or "") for name in FIELD_NAMES}
+        record = {name: _typed(name, row[name] or "") for name in sent}
+        if (row.get(ENCOUNTER_ID) or "").strip():
+            record[ENCOUNTER_ID] = row[ENCOUNTER_ID].strip()
         try:
             parsed.valid.append((number, encounter_record(Encounter.model_validate(record))))
             parsed.ids.append({name: row[name] or "" for name in others})

@@ -20,11 +20,13 @@ class ApiClient:
     base_url: str
     api_key: str | None = None
     timeout_s: float = 10.0
+    # The signed-in clinician, sent as X-Readmit-User for the api's audit record (the api
+    # trusts it from this page's key only).
+    user: str | None = None
 
     @classmethod
-    def from_env(cls) -> ApiClient:
-        s = UiSettings()
-        return cls(s.api_url.rstrip("/"), s.reveal(s.api_key), s.api_timeout_s)
+    def from_settings(cls, s: UiSettings, user: str | None) -> ApiClient:
+        return cls(s.api_url.rstrip("/"), s.reveal(s.api_key), s.api_timeout_s, user)
 
     def predict(self, record: dict[str, Any], explain_top: int = 0) -> dict[str, Any]:
         """The risk; with ``explain_top`` > 0, also that many factors behind it."""
@@ -39,6 +41,8 @@ class ApiClient:
 
     def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        if self.user:
+            headers["X-Readmit-User"] = self.user
         try:
             # Only refused connections are retried (readmit_core.reaching says why and how long).
             transport = httpx.HTTPTransport(retries=CONNECT_RETRIES)
