@@ -20,7 +20,7 @@ import pytest
 import requests
 import yaml
 from chart_tools import HELM, standalone
-from conftest import require
+from conftest import require, shows_a_risk
 from servers import API_BIN, free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +116,20 @@ def test_up_starts_everything_prints_the_urls_and_is_safe_to_repeat(stack: Stack
     for name in STACK:
         assert f"{name}: already running (pid {stack.pid(name)})" in again
     assert "started" not in again
+
+
+def test_the_page_asks_for_the_login_up_generated(stack: Stack, browser) -> None:
+    """`make up` writes the page's login for you only (0600) and gives the page its hash."""
+    import bcrypt
+
+    login, hashed = stack.state / "ui-login.json", stack.state / "ui-login.hash"
+    assert f"the password is in {login}" in stack.first_up
+    assert login.stat().st_mode & 0o777 == hashed.stat().st_mode & 0o777 == 0o600
+    user, password = json.loads(login.read_text()).values()
+    assert bcrypt.checkpw(password.encode(), hashed.read_bytes())
+    assert password not in (stack.state / "logs" / "ui.log").read_text()
+    shows_a_risk(browser, f"http://127.0.0.1:{stack.port('READMIT_UI_PORT')}", "ui-local.png",
+                 (user, password))  # fmt: skip
 
 
 def test_up_names_a_taken_port(stack: Stack, tmp_path: Path) -> None:
