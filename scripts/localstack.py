@@ -227,20 +227,29 @@ def start(svc: Service) -> None:
 
 
 def ensure_model(tracking_uri: str) -> None:
+    """A production model this code can serve: trained when there is none, or when the one
+    there is encoded for another schema version (the api would refuse it: the new version takes
+    the alias whatever it scores)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
+
+    from readmit_core.schema import SCHEMA_VERSION
 
     try:
         v = MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(
             MODEL_NAME, MODEL_ALIAS
         )
-        print(f"model: {MODEL_NAME}@{MODEL_ALIAS} is version {v.version}")
-        return
+        schema = v.tags.get("schema_version")
+        if schema == SCHEMA_VERSION:
+            print(f"model: {MODEL_NAME}@{MODEL_ALIAS} is version {v.version}")
+            return
+        why = f"version {v.version} is encoded for schema {schema}, this code for {SCHEMA_VERSION}"
+        force = ["--force"]
     except MlflowException:
-        pass
+        why, force = "none yet", []
     # READMIT_TRAIN_ARGS adds trainer options, e.g. "--sample 3000" for a quick first model.
-    extra = shlex.split(os.environ.get("READMIT_TRAIN_ARGS", ""))
-    print(f"model: no {MODEL_NAME}@{MODEL_ALIAS} yet; training it (~7 min on the full data)")
+    extra = [*shlex.split(os.environ.get("READMIT_TRAIN_ARGS", "")), *force]
+    print(f"model: {MODEL_NAME}@{MODEL_ALIAS}: {why}; training one (~7 min on the full data)")
     subprocess.run(
         [str(BIN / "readmit-train"), "--tracking-uri", tracking_uri, "--model-name", MODEL_NAME,
          "--alias", MODEL_ALIAS, *extra],

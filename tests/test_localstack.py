@@ -280,6 +280,24 @@ def read_or_empty(path: Path) -> str:
         return ""
 
 
+def test_up_replaces_a_model_of_another_schema_version(stack: Stack) -> None:
+    """After an upgrade of the code (schema 2 -> 3), `make up` trains a model the api can
+    serve instead of starting an api that refuses the one there."""
+    from mlflow import MlflowClient
+
+    from readmit_core.schema import SCHEMA_VERSION
+
+    uri = f"http://127.0.0.1:{stack.port('MLFLOW_PORT')}"
+    client = MlflowClient(uri, uri)
+    old = client.get_model_version_by_alias("diabetes-readmission", "production")
+    client.set_model_version_tag("diabetes-readmission", old.version, "schema_version", "2")
+    out = stack.make("up")
+    assert f"version {old.version} is encoded for schema 2, this code for {SCHEMA_VERSION}" in out
+    new = client.get_model_version_by_alias("diabetes-readmission", "production")
+    assert int(new.version) > int(old.version)
+    assert new.tags["schema_version"] == SCHEMA_VERSION
+
+
 def test_down_stops_exactly_what_up_started(stack: Stack) -> None:
     pids = {name: stack.pid(name) for name in STACK if name != "api"}  # the api was replaced
     out = stack.make("down")

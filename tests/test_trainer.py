@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from conftest import run_trainer, use_mlflow
 
+from readmit_core.schema import SCHEMA_VERSION
+
 NAME = "diabetes-readmission"
 
 
@@ -75,7 +77,7 @@ def test_server_registers_a_version_and_sets_the_alias(server_runs, mlflow_serve
     c = client(mlflow_server)
     version = c.get_model_version(NAME, champion["version"])
     assert version.tags["threshold"] == str(champion["threshold"])
-    assert version.tags["schema_version"] == "2"
+    assert version.tags["schema_version"] == SCHEMA_VERSION
     run = c.get_run(champion["run_id"])
     for key in (
         "val_roc_auc",
