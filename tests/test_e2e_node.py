@@ -119,7 +119,11 @@ def lab(images: Path, chart: Path, data_path: Path) -> str:
 def test_the_training_job_trained_and_the_api_loaded_its_model(lab: str) -> None:
     logs = kubectl("-n", lab, "logs", f"job/{RELEASE}-mlflow-train-1")
     assert "alias 'production' moved" in logs, logs[-2000:]
-    ready = requests.get(NODE_PORT.format(port=30080) + "/ready", timeout=10)
+    # `helm --wait` saw the pod Ready; kube-proxy programs the NodePort on its own sync (a CI
+    # run once found it refused right after the install)
+    url = NODE_PORT.format(port=30080) + "/ready"
+    wait_until(lambda: requests.get(url, timeout=5).ok, 30, "the api's NodePort")
+    ready = requests.get(url, timeout=10)
     assert ready.status_code == 200, ready.text
     assert ready.json()["model"]["version"] == "1"
 
