@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from chart_tools import HELM
-from servers import API_BIN, ApiProcess, free_port, stop, wait_http
+from servers import API_BIN, DEX_USER, ApiProcess, free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -298,6 +298,13 @@ def sign_in(page, login: tuple[str, str]) -> None:
     page.get_by_role("textbox", name="User name").fill(login[0])
     page.get_by_role("textbox", name="Password").fill(login[1])
     page.get_by_role("button", name="Sign in").click()
+
+
+def dex_sign_in(page, password: str) -> None:
+    """Dex's own login page (the tests' provider, tests/servers.py), as its user."""
+    page.get_by_label("Email Address").fill(DEX_USER)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Login").click()
 
 
 def open_page(browser, url: str, login: tuple[str, str] | None = (UI_USER, UI_PASSWORD)):

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import ROOT, UI_USER, copy_chart, open_page, require, shows_a_risk
+from conftest import ROOT, UI_USER, copy_chart, dex_sign_in, open_page, require, shows_a_risk
 from kube import (
     CLUSTER,
     HELM,
@@ -715,9 +715,7 @@ def signs_in_through_the_hospitals_sso(browser, namespace: str) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{DEX_ISSUER}/**")
     for password in ("not-" + DEX_PASSWORD, DEX_PASSWORD):
-        page.get_by_label("Email Address").fill(DEX_USER)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Login").click()
+        dex_sign_in(page, password)
         if password != DEX_PASSWORD:
             page.get_by_text("Invalid Email Address and password").wait_for()
     page.get_by_text(f"Signed in as {DEX_USER}").wait_for()

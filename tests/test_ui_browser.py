@@ -11,7 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import UI_PASSWORD, UI_USER, open_page, require, sign_in, ui_login_env
+from conftest import (
+    UI_PASSWORD,
+    UI_USER,
+    dex_sign_in,
+    open_page,
+    require,
+    sign_in,
+    ui_login_env,
+)
 from servers import (
     DEX_BIN,
     DEX_CLIENT,
@@ -141,12 +149,6 @@ def dex_ui(api: ApiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         dex.close()
 
 
-def provider_sign_in(page, password: str) -> None:
-    page.get_by_label("Email Address").fill(DEX_USER)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Login").click()
-
-
 def test_sign_in_through_the_hospitals_provider(browser, dex_ui: dict[str, str],
                                                api: ApiProcess) -> None:  # fmt: skip
     """Only the sign-in before it; the provider's own login page and its error for a wrong
@@ -158,10 +160,10 @@ def test_sign_in_through_the_hospitals_provider(browser, dex_ui: dict[str, str],
     assert page.get_by_role("button", name="Predict readmission risk").count() == 0
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(dex_ui["issuer"] + "/**")  # the provider's page, not ours
-    provider_sign_in(page, "not-" + DEX_PASSWORD)
+    dex_sign_in(page, "not-" + DEX_PASSWORD)
     page.get_by_text("Invalid Email Address and password").wait_for()
     page.screenshot(path=str(ARTIFACTS / "ui-provider-wrong-password.png"))
-    provider_sign_in(page, DEX_PASSWORD)
+    dex_sign_in(page, DEX_PASSWORD)
     page.get_by_text("30-day readmission risk").first.wait_for()
     page.get_by_text(f"Signed in as {DEX_USER}").wait_for()
     page.get_by_role("button", name="Predict readmission risk").click()
@@ -179,7 +181,7 @@ def test_sign_in_through_the_hospitals_provider(browser, dex_ui: dict[str, str],
 def test_a_provider_session_expires(browser, dex_ui: dict[str, str]) -> None:
     page = open_page(browser, dex_ui["short"], login=None)
     page.get_by_role("button", name="Sign in").click()
-    provider_sign_in(page, DEX_PASSWORD)
+    dex_sign_in(page, DEX_PASSWORD)
     page.get_by_text("30-day readmission risk").first.wait_for()
     page.wait_for_timeout(7_000)  # READMIT_UI_SESSION_S=6
     page.reload()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -91,7 +92,7 @@ class Settings(RegistryLogin):
         0.3, gt=0, lt=1, description="risk at or above which the band is 'high'"
     )
 
-    @property
+    @cached_property  # read on every /predict*: parsed once
     def user_header_client_ids(self) -> frozenset[str]:
         return frozenset(c.strip() for c in self.user_header_clients.split(",") if c.strip())
 

@@ -11,12 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from readmit_core.encounter import Encounter, encounter_record
-from readmit_core.schema import ENCOUNTER_ID, FIELDS, FIELDS_BY_NAME, example_encounter
+from readmit_core.schema import ENCOUNTER_ID, FIELDS_BY_NAME, MODEL_INPUTS, example_encounter
 
 # The columns a file must have: the model's inputs. Race and payer may be there too (the data
 # set's own files hold them) and are sent on; encounter_id, when there, goes to the api's audit
 # record beside each risk.
-REQUIRED = tuple(f.name for f in FIELDS if f.model_input)
+REQUIRED = tuple(f.name for f in MODEL_INPUTS)
 
 CHUNK = 200  # encounters per /predict/batch call
 
