@@ -11,16 +11,34 @@ from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
 from starlette.responses import Response
 
-from readmit_api import bodies, drift
+from readmit_api import bodies, drift, mlflow_scoring, oip, routes_mlflow, routes_oip
 from readmit_api.auth import ApiKeys
 from readmit_api.drift import DriftWindow
 from readmit_api.errors import ApiError, invalid_parameters
-from readmit_api.middleware import RequestGuard
+from readmit_api.middleware import Guarded, RequestGuard
 from readmit_api.model_store import ModelStore
 from readmit_api.prediction import Predictor
 from readmit_api.routes import router
 from readmit_api.settings import Settings
 from readmit_core.encounter import Encounter
+
+_JSON = frozenset({b"application/json"})
+_ROUTES = {
+    "/predict": Guarded("/predict", _JSON),
+    "/predict/batch": Guarded("/predict/batch", _JSON),
+    "/invocations": Guarded(
+        "/invocations", _JSON | {mlflow_scoring.CSV.encode()}, mlflow_scoring.error
+    ),
+}
+# tritonclient sends its binary requests with no content type at all
+_INFER = Guarded("/v2/models/{name}/infer", _JSON | {oip.BINARY.encode(), b""}, oip.error)
+
+
+def guarded_route(path: str) -> Guarded | None:
+    """The bounded POST routes (every route that reads a body)."""
+    if path.startswith("/v2/models/") and path.endswith("/infer"):
+        return _INFER
+    return _ROUTES.get(path)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,13 +80,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.draining = threading.Event()
     app.state.input_schema = Encounter.model_json_schema(by_alias=True)
     app.include_router(router)
+    app.include_router(routes_oip.router)
+    app.include_router(routes_mlflow.router)
     app.add_middleware(
         RequestGuard,
         max_body_bytes=settings.max_body_bytes,
         draining=app.state.draining,
-        post_routes=frozenset({"/predict", "/predict/batch"}),
+        guarded=guarded_route,
         max_in_flight=settings.max_in_flight,
-        unlimited=frozenset({"/health", "/ready", "/metrics"}),
+        unlimited=frozenset(
+            {"/health", "/ready", "/metrics", "/ping", "/v2/health/live", "/v2/health/ready"}
+        ),
     )
 
     @app.exception_handler(ApiError)

@@ -43,16 +43,26 @@ def _not_json(constant: str) -> Any:
     raise ApiError(400, f"{constant} is not a JSON number")
 
 
-def parse(body: bytes, max_encounters: int) -> Any:
-    """The body's JSON value; 400 if it does not parse, 413/422 past the bounds."""
+def _nan_is_missing(constant: str) -> Any:
+    if constant == "NaN":
+        return None
+    return _not_json(constant)
+
+
+def parse(body: bytes, max_encounters: int, slack: int = 0, nan_is_missing: bool = False) -> Any:
+    """The body's JSON value; 400 if it does not parse, 413/422 past the bounds. ``slack``: the
+    values a protocol's own wrapping adds (a tensor per field, a list of column names).
+    ``nan_is_missing``: ``NaN`` reads as null (what MLflow's clients write for a missing value
+    of a DataFrame)."""
     # A value of an array or object is followed by a comma or opens a bracket: this counts them
     # all, and more (a bracket in a string: "[70-80)"). A full batch of encounters fits.
     values = body.count(b",") + body.count(b"{") + body.count(b"[")
-    limit = max_encounters * (MAX_MEMBERS + 4) + 16
+    limit = max_encounters * (MAX_MEMBERS + 4) + 16 + slack
     if values > limit:
         raise ApiError(413, f"too many values in one request body (over {limit})")
     # A decoder per call: the scanner keeps state while it runs, and two threads parse at once.
-    decoder = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_not_json)
+    constant = _nan_is_missing if nan_is_missing else _not_json
+    decoder = json.JSONDecoder(object_pairs_hook=_object, parse_constant=constant)
     try:
         return decoder.decode(body.decode())
     except (UnicodeDecodeError, RecursionError, ValueError):

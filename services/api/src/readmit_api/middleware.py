@@ -5,12 +5,26 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from readmit_api import metrics
 from readmit_api.errors import ApiError
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """A POST route whose body is bounded: the content types it takes (b"" for none given), the
+    route's label in the metrics when it is refused before routing, and its protocol's error
+    body."""
+
+    template: str
+    content_types: frozenset[bytes]
+    render: Callable[[ApiError], Response] = ApiError.response
 
 
 class RequestGuard:
@@ -18,14 +32,14 @@ class RequestGuard:
         self,
         app: ASGIApp,
         max_body_bytes: int,
-        post_routes: frozenset[str],
+        guarded: Callable[[str], Guarded | None],
         draining: threading.Event,
         max_in_flight: int,
         unlimited: frozenset[str],
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.post_routes = post_routes
+        self.guarded = guarded
         self.draining = draining
         # Requests being served, probes and scrapes aside (they stay answerable under any load):
         # past the limit a request is answered 503 with Retry-After, so memory stays bounded by
@@ -53,7 +67,7 @@ class RequestGuard:
                     message = {**message, "headers": headers}
             await send(message)
 
-        guarded = method == "POST" and scope["path"] in self.post_routes
+        guarded = self.guarded(scope["path"]) if method == "POST" else None
         counted = scope["path"] not in self.unlimited
         metrics.IN_FLIGHT.inc()
         self._in_flight += counted
@@ -64,15 +78,16 @@ class RequestGuard:
                     503, "too many requests at once: retry shortly", {"Retry-After": "1"}
                 )
             else:
-                rejected = self._reject(scope) if guarded else None
+                rejected = self._reject(scope, guarded) if guarded else None
             if rejected is not None:
-                await rejected.response()(scope, receive, send_status)
+                render = guarded.render if guarded else ApiError.response
+                await render(rejected)(scope, receive, send_status)
             else:
                 await self.app(scope, self._limit(receive) if guarded else receive, send_status)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or (
-                scope["path"] if scope["path"] in self.post_routes else "unmatched"
+                guarded.template if guarded else "unmatched"
             )
             count, duration = self._series(method, template, status)
             count.inc()
@@ -90,11 +105,12 @@ class RequestGuard:
             self._children[key] = found
         return found
 
-    def _reject(self, scope: Scope) -> ApiError | None:
+    def _reject(self, scope: Scope, route: Guarded) -> ApiError | None:
         headers = dict(scope["headers"])
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if ctype != b"application/json":
-            return ApiError(415, "unsupported content type: send application/json")
+        if ctype not in route.content_types:
+            kinds = " or ".join(sorted(k.decode() for k in route.content_types if k))
+            return ApiError(415, f"unsupported content type: send {kinds}")
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             return ApiError(413, f"request body over {self.max_body_bytes} bytes")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,25 @@ from readmit_core.explain import explain
 from readmit_core.log_odds import to_risk
 
 RETRY_AFTER_S = "5"
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A request body's validated encounter records, and what its protocol keeps for the
+    answer (an inference request's id and outputs, say)."""
+
+    records: list[dict[str, Any]]
+    context: Any = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    loaded: LoadedModel  # the model that answered
+    decoded: Decoded
+    risks: np.ndarray
+    predictions: list[dict[str, Any]]  # /predict's per-encounter answers, in order
+
+
 # Bodies up to this size (about 25 encounters) are scored on the event loop, larger ones in the
 # worker thread: under a millisecond of work either side of the line.
 INLINE_BODY_BYTES = 32 * 1024
@@ -68,41 +89,49 @@ class Predictor:
 
     async def many(self, body: bytes, caller: audit.Caller, explain_top: int = 0
                    ) -> dict[str, Any]:  # fmt: skip
+        def decode() -> Decoded:
+            parsed = json_body.parse(body, self.max_batch)
+            return Decoded(validation.records(parsed, self.max_batch))
+
+        scored = await self.batch(decode, len(body), caller, explain_top)
+        return {"count": len(scored.predictions), "threshold": scored.loaded.model.threshold,
+                "model": scored.loaded.ref(), "predictions": scored.predictions}  # fmt: skip
+
+    async def batch(self, decode: Callable[[], Decoded], size: int, caller: audit.Caller,
+                    explain_top: int = 0) -> Scored:  # fmt: skip
+        """Encounters of any protocol (``decode`` turns its body into validated records), scored
+        and audited: in the worker thread when the body is over ``INLINE_BODY_BYTES`` (decoding
+        too), else on the loop through the micro-batcher."""
         loaded = self.require_model()
-        if len(body) > INLINE_BODY_BYTES:
+        if size > INLINE_BODY_BYTES:
             loop = asyncio.get_running_loop()
-            records, rows, risks, reasons = await loop.run_in_executor(
-                self._worker, self._score_large, loaded, body, explain_top)  # fmt: skip
+            decoded, rows, risks, reasons = await loop.run_in_executor(
+                self._worker, self._score_large, loaded, decode, explain_top)  # fmt: skip
         else:
-            records, rows = self._encode_batch(loaded, body)
-            risks, reasons = await self._score(loaded, rows, records, explain_top)
+            decoded = decode()
+            rows = loaded.model.encode_records(decoded.records)
+            risks, reasons = await self._score(loaded, rows, decoded.records, explain_top)
         t = loaded.model.threshold
         self.drift.observe(bin_rows(rows), risks >= t)  # on the loop: the window is not shared
         predictions = [self._risk(float(r), t) for r in risks]
         if reasons:
             for prediction, reason in zip(predictions, reasons, strict=True):
                 prediction["explanation"] = reason
-        model = loaded.ref()
-        audit.record(caller, records, predictions, model, bool(explain_top))
-        return {"count": len(predictions), "threshold": t, "model": model,
-                "predictions": predictions}  # fmt: skip
+        audit.record(caller, decoded.records, predictions, loaded.ref(), bool(explain_top))
+        return Scored(loaded, decoded, risks, predictions)
 
-    def _score_large(self, loaded: LoadedModel, body: bytes, explain_top: int
-                     ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray,
+    def _score_large(self, loaded: LoadedModel, decode: Callable[[], Decoded], explain_top: int
+                     ) -> tuple[Decoded, np.ndarray, np.ndarray,
                                 list[dict[str, Any]] | None]:  # fmt: skip
-        """A large batch, in the worker thread: parsed, validated, encoded and scored there."""
-        records, rows = self._encode_batch(loaded, body)
+        """A large body, in the worker thread: decoded, validated, encoded and scored there."""
+        decoded = decode()
+        rows = loaded.model.encode_records(decoded.records)
         if explain_top:
-            return records, rows, *self._explained(loaded, rows, records, explain_top)
+            return decoded, rows, *self._explained(loaded, rows, decoded.records, explain_top)
         started = time.perf_counter()
         risks = loaded.model.predict_proba(rows)
         metrics.observe_inference(time.perf_counter() - started, len(rows))
-        return records, rows, risks, None
-
-    def _encode_batch(self, loaded: LoadedModel, body: bytes
-                      ) -> tuple[list[dict[str, Any]], np.ndarray]:  # fmt: skip
-        records = validation.records(json_body.parse(body, self.max_batch), self.max_batch)
-        return records, loaded.model.encode_records(records)
+        return decoded, rows, risks, None
 
     async def _score(self, loaded: LoadedModel, rows: np.ndarray,
                      records: list[dict[str, Any]], explain_top: int

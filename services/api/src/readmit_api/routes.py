@@ -60,10 +60,10 @@ def _body(model: type, example: Any) -> dict[str, Any]:
     openapi_extra=_body(Encounter, bodies.EXAMPLE_ENCOUNTER),
 )
 async def predict(request: Request, explain: Explain = False, top: Top = 5) -> Response:
-    caller = _caller(request, "/predict")
+    who = caller(request, "/predict")
     answer = await request.app.state.predictor.one(
-        await request.body(), caller, top if explain else 0)  # fmt: skip
-    return json_response(answer, headers={"X-Request-ID": caller.request_id})
+        await request.body(), who, top if explain else 0)  # fmt: skip
+    return json_response(answer, headers={"X-Request-ID": who.request_id})
 
 
 @router.post(
@@ -74,13 +74,13 @@ async def predict(request: Request, explain: Explain = False, top: Top = 5) -> R
     openapi_extra=_body(bodies.BatchRequest, {"encounters": [bodies.EXAMPLE_ENCOUNTER] * 2}),
 )
 async def predict_batch(request: Request, explain: Explain = False, top: Top = 5) -> Response:
-    caller = _caller(request, "/predict/batch")
+    who = caller(request, "/predict/batch")
     answer = await request.app.state.predictor.many(
-        await request.body(), caller, top if explain else 0)  # fmt: skip
-    return json_response(answer, headers={"X-Request-ID": caller.request_id})
+        await request.body(), who, top if explain else 0)  # fmt: skip
+    return json_response(answer, headers={"X-Request-ID": who.request_id})
 
 
-def _caller(request: Request, route: str) -> audit.Caller:
+def caller(request: Request, route: str) -> audit.Caller:
     """The key's client (401 without a valid key) and the user it names (403 if it may not)."""
     client = require_key(request)
     trusted = request.app.state.settings.user_header_client_ids

@@ -36,11 +36,17 @@ def records(value: Any, max_batch: int) -> list[dict[str, Any]]:
         batch = _Batch.model_validate(value)
     except ValidationError as exc:
         raise invalid_body(exc) from None
-    n = len(batch.encounters)
+    return encounters(batch.encounters, max_batch)
+
+
+def encounters(items: list[Any], max_batch: int) -> list[dict[str, Any]]:
+    """Encounters given as a list (a batch's, or rows another protocol sent) -> their records;
+    413 past ``max_batch``, 422 naming each invalid field and its encounter's index."""
+    n = len(items)
     if n > max_batch:
         raise ApiError(413, f"{n} encounters: a batch holds at most {max_batch}")
     errors, valid = ErrorList(), []
-    for index, encounter in enumerate(batch.encounters):
+    for index, encounter in enumerate(items):
         try:
             valid.append(encounter_record(Encounter.model_validate(encounter)))
         except ValidationError as exc:
