@@ -25,6 +25,7 @@ from readmit_core.features import (
     encode_records,
     icd9_features,
 )
+from readmit_core.schema import FIELDS
 
 
 @pytest.mark.parametrize(
@@ -88,11 +89,13 @@ def test_missing_values_encode_as_nan_not_as_a_category(encounters) -> None:
             assert math.isnan(row[c]) == (record[c] is None), c
 
 
-def test_registered_model_fast_path_equals_pyfunc_pandas_path(
+def test_registered_model_pyfunc_equals_both_encodings(
     sqlite_registry,
     encounters,
 ) -> None:
-    """The logged artifact, loaded as MLflow loads it: 1,000 real rows, both paths, 1e-9."""
+    """The logged artifact, loaded as MLflow loads it: 1,000 real rows, 1e-9 apart. The pyfunc
+    (the record path since schema 3) given the data set's own frame, NaN for missing, equals the
+    trainer's vectorised encode_frame path and the api's records."""
     import mlflow
 
     from readmit_core.artifact import load_from_mlflow
@@ -101,11 +104,14 @@ def test_registered_model_fast_path_equals_pyfunc_pandas_path(
     uri = "models:/diabetes-readmission@production"
     rows = encounters.sample(1000, random_state=11)
     records = [encounter_record(Encounter.model_validate(r)) for r in to_records(rows)]
-    pyfunc_risk = np.asarray(mlflow.pyfunc.load_model(uri).predict(pd.DataFrame(records)))
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    pyfunc_risk = np.asarray(pyfunc.predict(rows[[f.name for f in FIELDS]]))
     model = load_from_mlflow(uri)
     fast_risk = model.predict_records(records)
     assert pyfunc_risk.shape == fast_risk.shape == (1000,)
     assert np.max(np.abs(pyfunc_risk - fast_risk)) <= 1e-9
+    assert np.max(np.abs(pyfunc_risk - model.predict_frame(rows))) <= 1e-9
+    assert np.max(np.abs(np.asarray(pyfunc.predict(pd.DataFrame(records))) - fast_risk)) <= 1e-9
     assert fast_risk.min() > 0.0
     assert fast_risk.max() < 1.0
     assert model.threshold == pytest.approx(sqlite_registry["result"]["threshold"])

@@ -5,7 +5,7 @@ Two paths give identical numbers:
 * ``encode_records`` — from validated records (dicts keyed by column name), with precomputed
   lookups and no DataFrame: what the api runs per request (~10 µs a record).
 * ``encode_frame`` — vectorised over a pandas DataFrame in the data set's format: what the
-  trainer and MLflow's pyfunc ``predict`` run.
+  trainer runs over the whole data set.
 
 Categories become their index in the schema's ``choices`` (missing -> NaN): fixed by the schema.
 ICD-9 codes become a numeric value, the diagnosis group of Strack et al. (2014) and readmission
@@ -133,13 +133,14 @@ def encode_record(record: Mapping[str, Any], rates: DiagnosisRates) -> list[floa
     doses = [record[m] for m in MEDICATIONS]
     return [
         *counts,
-        _AGE_YEARS[record["age"]],
+        _AGE_YEARS.get(record["age"], NAN),
         float(sum(record[v] for v in _VISITS)),
         float(sum(d in _CHANGED for d in doses)),
         float(sum(d != "No" for d in doses)),
         *(value for value, _ in diagnoses),
         *rates.row(icd9),
-        *[codes[record[name]] for name, codes in _CATEGORY_LOOKUPS],
+        # unknown -> NaN as in encode_frame (the api's records are validated: never unknown)
+        *[codes.get(record[name], NAN) for name, codes in _CATEGORY_LOOKUPS],
         *(group for _, group in diagnoses),
     ]
 
