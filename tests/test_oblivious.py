@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from catboost import Pool
-from conftest import flat_rates
+from conftest import flat_rates, require
 
 from readmit_core import artifact
 from readmit_core.features import CATEGORICAL_FEATURES, CATEGORY_SIZES, FEATURE_NAMES
@@ -75,9 +75,12 @@ def test_scores_equal_catboost(fitted: tuple) -> None:
     assert any(len(t["elements"]) > 1 for t in data["tables"])  # and a combination's counter
     assert {c["type"] for c in data["ctrs"]} == {"Borders", "Counter"}
     trees = ObliviousTrees(data)
+    require(trees.compiled is not None, "the compiled scorer is not installed (make install)")
     for rows in (x, other):
-        np.testing.assert_allclose(trees.raw(rows), _catboost_log_odds(model, rows), rtol=0,
-                                   atol=1e-9)  # fmt: skip
+        expected = _catboost_log_odds(model, rows)
+        np.testing.assert_allclose(trees.raw(rows), expected, rtol=0, atol=1e-9)  # compiled
+        np.testing.assert_allclose(trees.raw_numpy(rows), expected, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(trees.raw(rows[:1]), expected[:1], rtol=0, atol=1e-9)
 
 
 def test_contributions_add_up_to_the_log_odds(fitted: tuple) -> None:

@@ -12,6 +12,7 @@ import re
 import lightgbm as lgb
 import numpy as np
 import pytest
+from conftest import require
 
 from readmit_core.trees import TreeEnsemble, TreeModelError
 
@@ -65,6 +66,9 @@ def test_scores_equal_lightgbm(nan_share: float, params: dict[str, object]) -> N
     raw = booster.predict(probe, raw_score=True, num_threads=1)
     np.testing.assert_allclose(ours.raw(probe), raw, rtol=0, atol=1e-10)
     np.testing.assert_allclose(ours.risk(probe[:1]), expected[:1], rtol=0, atol=1e-12)
+    # both scorers: the compiled one (raw above) and NumPy's, on the same hostile rows
+    require(ours.compiled is not None, "the compiled scorer is not installed (make install)")
+    np.testing.assert_allclose(ours.raw_numpy(probe), raw, rtol=0, atol=1e-10)
 
 
 def test_a_constant_model_scores() -> None:
@@ -74,6 +78,7 @@ def test_a_constant_model_scores() -> None:
     booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(x, y), 5)
     ours = TreeEnsemble(booster.model_to_string(), N_FEATURES)
     np.testing.assert_allclose(ours.risk(x[:3]), booster.predict(x[:3]), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.raw_numpy(x[:3]), ours.raw(x[:3]), rtol=0, atol=1e-12)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from prometheus_client import Counter
 from readmit_api import metrics
 from readmit_api.registry import Registry, RegistryError, auth_headers
 from readmit_api.settings import Settings
-from readmit_core import artifact
+from readmit_core import artifact, compiled
 from readmit_core.model import ReadmissionModel
 
 log = logging.getLogger("readmit.model")
@@ -49,6 +49,7 @@ class LoadedModel:
             "run_id": self.run_id,
             "source": self.source,
             "algorithm": self.model.algorithm,
+            "scorer": compiled.SCORER,  # the compiled (Rust) scorer, or NumPy's without it
             "threshold": self.model.threshold,
             "schema_version": self.model.schema_version,
             "loaded_at": self.loaded_at.isoformat(),

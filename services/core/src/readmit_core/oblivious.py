@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from readmit_core import compiled
 from readmit_core.diagnosis_rates import DIAGNOSES
 from readmit_core.features import CATEGORICAL_FEATURES, COUNT_FEATURES, FEATURE_NAMES
 from readmit_core.log_odds import to_risk
@@ -120,6 +121,7 @@ class ObliviousTrees:
         self._index_ctrs(data["ctrs"], [elements for elements, _, _ in tables])
         self._index_tests()
         self._index_trees(data["trees"])
+        self.compiled = compiled.oblivious(self)
 
     def _id(self, category: int, key: str) -> int:
         if not 0 <= category < len(CATEGORY_INPUTS):
@@ -329,7 +331,16 @@ class ObliviousTrees:
         return (bits << np.arange(self.splits.shape[1])).sum(axis=2)
 
     def raw(self, features: np.ndarray) -> np.ndarray:
-        """The model's log-odds per row (CatBoost's ``RawFormulaVal``)."""
+        """The model's log-odds per row (CatBoost's ``RawFormulaVal``): by the compiled scorer
+        when it is installed (``readmit_core.compiled``), else ``raw_numpy``."""
+        if self.compiled is None:
+            return self.raw_numpy(features)
+        features = np.ascontiguousarray(features, dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(f"expected rows of {len(FEATURE_NAMES)} features")
+        return self.compiled.raw(features)
+
+    def raw_numpy(self, features: np.ndarray) -> np.ndarray:
         leaves = self._leaves(self._tests(features))
         return self.scale * self.leaf_values[self._trees, leaves].sum(axis=1) + self.bias
 

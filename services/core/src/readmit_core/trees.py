@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from readmit_core import compiled
 from readmit_core.log_odds import to_risk
 
 MAX_LEAVES = 64  # one bit per leaf in a uint64
@@ -234,6 +235,14 @@ def _paths(tree: _Tree) -> tuple[float, list[list[tuple[int, float]]]]:
     return values[0], paths
 
 
+def _matrix(features: np.ndarray, n_features: int) -> np.ndarray:
+    """``features`` as a C-ordered float64 matrix of ``n_features`` columns (else ValueError)."""
+    features = np.ascontiguousarray(features, dtype=np.float64)
+    if features.ndim != 2 or features.shape[1] != n_features:
+        raise ValueError(f"expected rows of {n_features} features")
+    return features
+
+
 class TreeEnsemble:
     """A parsed LightGBM binary model; ``risk(X)`` equals ``Booster.predict(X)``.
 
@@ -321,9 +330,16 @@ class TreeEnsemble:
                 for d, (feature, change) in enumerate(path):
                     self.path_features[t, position, d] = feature
                     self.path_changes[t, position, d] = change
+        self.compiled = compiled.forest(trees, n_features)
 
     def raw(self, features: np.ndarray) -> np.ndarray:
-        """The summed leaf values (log-odds) for each row of ``features``."""
+        """The summed leaf values (log-odds) for each row of ``features``: by the compiled
+        scorer when it is installed (``readmit_core.compiled``), else ``raw_numpy``."""
+        if self.compiled is None:
+            return self.raw_numpy(features)
+        return self.compiled.raw(_matrix(features, self.n_features))
+
+    def raw_numpy(self, features: np.ndarray) -> np.ndarray:
         out = np.empty(len(features))
         for rows, leaves in self._chunks(features):
             out[rows] = self.leaf_values[self._trees, leaves].sum(axis=1)
@@ -345,9 +361,7 @@ class TreeEnsemble:
         return self.sigmoid * self.base, self.sigmoid * out
 
     def _chunks(self, features: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-        features = np.asarray(features, dtype=np.float64)
-        if features.ndim != 2 or features.shape[1] != self.n_features:
-            raise ValueError(f"expected rows of {self.n_features} features")
+        features = _matrix(features, self.n_features)
         step = max(1, _CELLS_PER_CHUNK // (len(self.num_masks) + len(self.cat_masks)))
         for start in range(0, len(features), step):
             yield slice(start, start + step), self._leaves(features[start : start + step])
