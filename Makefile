@@ -5,7 +5,7 @@
 #   make up/down   the local stack: MLflow (sqlite), a production model, api, ui, Locust, Prometheus
 #   make train     train on the full data set and register in the local stack's MLflow
 #   make bench     full-data training benchmark with the quality gates
-#   make bench-api inference benchmark: readmit-api vs MLflow's scoring server (needs wrk)
+#   make bench-api inference benchmark: readmit-api vs MLServer, mlflow models serve, a trivial app (wrk)
 #   make loadtest  a bounded headless Locust run (master + 2 workers) against the local api
 #   make lint      ruff (lint + format check), rustfmt --check on the compiled scorer
 #   make tools     pinned Helm 3, helm-unittest and Dex (Go module proxy) into .tools/bin; checkov and
