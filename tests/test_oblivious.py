@@ -89,6 +89,10 @@ def test_contributions_add_up_to_the_log_odds(fitted: tuple) -> None:
     base, contributions = trees.contributions(other)
     assert contributions.shape == (len(other), len(FEATURE_NAMES))
     np.testing.assert_allclose(base + contributions.sum(axis=1), trees.raw(other), atol=1e-9)
+    require(trees.compiled is not None, "the compiled scorer is not installed (make install)")
+    numpy_base, numpy_contributions = trees.contributions_numpy(other)
+    assert numpy_base == base
+    np.testing.assert_allclose(contributions, numpy_contributions, rtol=0, atol=1e-12)
     # Columns CatBoost never reads (the fitted rates, the diagnosis groups) explain nothing;
     # the four the label hangs on explain the most.
     unread = [COLUMN[n] for n in FEATURE_NAMES if n.endswith(("_rate", "_group", "rate_max"))]

@@ -144,3 +144,8 @@ def test_contributions_add_up_to_the_log_odds(params: dict[str, object]) -> None
     used = booster.feature_importance("split") > 0
     assert (contributions[:, ~used] == 0).all()
     assert (np.abs(contributions[:, used]).sum(axis=0) > 0).all()
+    # the compiled scorer's contributions (above) and NumPy's are the same numbers
+    require(ours.compiled is not None, "the compiled scorer is not installed (make install)")
+    numpy_base, numpy_contributions = ours.contributions_numpy(probe)
+    assert numpy_base == base
+    np.testing.assert_allclose(contributions, numpy_contributions, rtol=0, atol=1e-12)

@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::ndarray::Array2;
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -91,6 +94,8 @@ struct Forest {
     tree_nodes: Vec<(usize, usize)>,  // (first node, node count)
     tree_leaves: Vec<(usize, usize)>, // (first leaf, leaf count)
     leaf_value: Vec<f64>,
+    // per node: the change of value to its left and its right child (explanations)
+    changes: Vec<(f64, f64)>,
 }
 
 #[pymethods]
@@ -109,8 +114,12 @@ impl Forest {
         words: Vec<u32>,
         tree_sizes: Vec<(i64, i64)>,
         leaf_value: Vec<f64>,
+        changes: Vec<(f64, f64)>,
     ) -> PyResult<Self> {
         let n = feature.len();
+        if changes.len() != n {
+            return Err(bad("node arrays differ in length"));
+        }
         if [
             threshold.len(),
             decision.len(),
@@ -182,6 +191,7 @@ impl Forest {
             tree_nodes,
             tree_leaves,
             leaf_value,
+            changes,
         })
     }
 
@@ -200,10 +210,40 @@ impl Forest {
         debug_assert_eq!(out.len(), n);
         Ok(out.into_pyarray(py))
     }
+
+    /// Rows x features: the changes of node value along each row's path in every tree, summed
+    /// per split feature (readmit-core adds the base and the sigmoid's scale).
+    fn contributions<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let (data, n) = rows(&x, self.n_features)?;
+        let nf = self.n_features;
+        let out = py.detach(|| {
+            let mut out = vec![0.0; n * nf];
+            for (row, terms) in data.chunks_exact(nf).zip(out.chunks_exact_mut(nf)) {
+                self.walk(row, |node, left| {
+                    let (to_left, to_right) = self.changes[node];
+                    terms[self.nodes[node].feature as usize] +=
+                        if left { to_left } else { to_right };
+                });
+            }
+            out
+        });
+        Ok(Array2::from_shape_vec((n, nf), out)
+            .map_err(|_| bad("shape"))?
+            .into_pyarray(py))
+    }
 }
 
 impl Forest {
     fn score(&self, row: &[f64]) -> f64 {
+        self.walk(row, |_, _| {})
+    }
+
+    /// The sum of the leaves `row` reaches; `step(node, went_left)` sees each split it passes.
+    fn walk(&self, row: &[f64], mut step: impl FnMut(usize, bool)) -> f64 {
         let mut total = 0.0;
         for (t, &(first, count)) in self.tree_nodes.iter().enumerate() {
             let leaf_first = self.tree_leaves[t].0;
@@ -211,20 +251,19 @@ impl Forest {
                 total += self.leaf_value[leaf_first];
                 continue;
             }
-            let mut node: i64 = 0;
+            let mut node = 0usize;
             // at most `count` steps: a path visits each node once (checked by readmit-core)
             for _ in 0..count {
-                let n = &self.nodes[first + node as usize];
-                let next = if self.left_of(n, row[n.feature as usize]) {
-                    n.left
-                } else {
-                    n.right
-                };
+                let i = first + node;
+                let n = &self.nodes[i];
+                let left = self.left_of(n, row[n.feature as usize]);
+                step(i, left);
+                let next = if left { n.left } else { n.right };
                 if next < 0 {
                     total += self.leaf_value[leaf_first + (!next) as usize];
                     break;
                 }
-                node = next as i64;
+                node = next as usize;
             }
         }
         total
@@ -301,6 +340,9 @@ struct Oblivious {
     leaf_value: Vec<f64>,
     scale: f64,
     bias: f64,
+    // node values per depth 0..=model_depth, each level trees x 2^d (explanations)
+    model_depth: usize,
+    node_values: Vec<f64>,
 }
 
 #[pymethods]
@@ -325,6 +367,8 @@ impl Oblivious {
         leaf_value: PyReadonlyArray2<'_, f64>,
         scale: f64,
         bias: f64,
+        model_depth: usize,
+        node_values: PyReadonlyArray1<'_, f64>,
     ) -> PyResult<Self> {
         let slice_i = |a: &PyReadonlyArray2<'_, i64>| {
             a.as_slice()
@@ -418,8 +462,18 @@ impl Oblivious {
         }
         let depth = splits.shape()[1];
         let leaf_width = leaf_value.shape()[1];
-        if splits.shape()[0] != leaf_value.shape()[0] || depth >= 31 {
+        let n_trees = splits.shape()[0];
+        if n_trees != leaf_value.shape()[0] || depth == 0 || depth >= 31 || model_depth > depth {
             return Err(bad("trees' splits and leaves differ in shape"));
+        }
+        let node_values = node_values
+            .as_slice()
+            .map_err(|_| bad("arrays must be C-contiguous"))?
+            .to_vec();
+        if node_values.len() != n_trees * ((1 << (model_depth + 1)) - 1)
+            || leaf_width < 1 << model_depth
+        {
+            return Err(bad("node values do not fit the trees"));
         }
         let splits = index(
             &slice_i(&splits)?,
@@ -480,6 +534,8 @@ impl Oblivious {
             leaf_value,
             scale,
             bias,
+            model_depth,
+            node_values,
         })
     }
 
@@ -497,6 +553,31 @@ impl Oblivious {
                 .collect()
         });
         Ok(out.into_pyarray(py))
+    }
+
+    /// Rows x (tests + 1): per test, the changes of node value along each row's paths
+    /// (readmit-core shares them among the columns each test reads).
+    fn test_changes<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let (data, n) = rows(&x, self.n_features)?;
+        let width = self.test_kind.len() + 1;
+        let out = py.detach(|| {
+            let mut work = Work::new(self);
+            let mut out = vec![0.0; n * width];
+            for (row, changes) in data
+                .chunks_exact(self.n_features)
+                .zip(out.chunks_exact_mut(width))
+            {
+                self.test_changes_of(row, &mut work, changes);
+            }
+            out
+        });
+        Ok(Array2::from_shape_vec((n, width), out)
+            .map_err(|_| bad("shape"))?
+            .into_pyarray(py))
     }
 }
 
@@ -522,7 +603,42 @@ impl Work {
 }
 
 impl Oblivious {
+    fn leaf(&self, t: usize, bits: &[bool]) -> usize {
+        let splits = &self.splits[t * self.depth..(t + 1) * self.depth];
+        splits
+            .iter()
+            .enumerate()
+            .map(|(d, &s)| (bits[s] as usize) << d)
+            .sum()
+    }
+
     fn score(&self, row: &[f64], w: &mut Work) -> f64 {
+        self.tests(row, w);
+        let mut total = 0.0;
+        for t in 0..self.splits.len() / self.depth {
+            total += self.leaf_value[t * self.leaf_width + self.leaf(t, &w.bits)];
+        }
+        self.scale * total + self.bias
+    }
+
+    /// Per test, the changes of node value where the row's path passes it (rows x tests + 1).
+    fn test_changes_of(&self, row: &[f64], w: &mut Work, out: &mut [f64]) {
+        self.tests(row, w);
+        let n_trees = self.splits.len() / self.depth;
+        for t in 0..n_trees {
+            let leaf = self.leaf(t, &w.bits);
+            let mut value = self.node_values[t]; // depth 0: the root
+            for d in 0..self.model_depth {
+                let level = n_trees * ((1 << (d + 1)) - 1) + t * (1 << (d + 1));
+                let next = self.node_values[level + (leaf & ((1 << (d + 1)) - 1))];
+                out[self.splits[t * self.depth + d]] += next - value;
+                value = next;
+            }
+        }
+    }
+
+    /// Fills `w.bits`: every binary test's result for `row` (the last: padding, always 0).
+    fn tests(&self, row: &[f64], w: &mut Work) {
         for (i, &column) in self.cat_column.iter().enumerate() {
             let v = row[column];
             w.ids[i] = if v.is_nan() {
@@ -574,15 +690,6 @@ impl Oblivious {
                 _ => w.ctr[input] > self.test_border[b],
             };
         }
-        let mut total = 0.0;
-        for (t, splits) in self.splits.chunks_exact(self.depth.max(1)).enumerate() {
-            let mut leaf = 0usize;
-            for (d, &s) in splits.iter().enumerate().take(self.depth) {
-                leaf |= (w.bits[s] as usize) << d;
-            }
-            total += self.leaf_value[t * self.leaf_width + leaf];
-        }
-        self.scale * total + self.bias
     }
 }
 

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 SCORER = "compiled" if readmit_scorer is not None else "numpy"
 
 
-def forest(trees: list[_Tree], n_features: int) -> Any | None:
-    """LightGBM's parsed trees as the extension's ``Forest`` (None without the extension)."""
+def forest(trees: list[_Tree], n_features: int, changes: list[tuple[float, float]]
+           ) -> Any | None:  # fmt: skip
+    """LightGBM's parsed trees as the extension's ``Forest`` (None without the extension);
+    ``changes``: per node, the change of value to its left and right child (explanations)."""
     if readmit_scorer is None:
         return None
     columns: dict[str, list[Any]] = {k: [] for k in
@@ -55,7 +57,7 @@ def forest(trees: list[_Tree], n_features: int) -> Any | None:
     c = columns
     return readmit_scorer.Forest(n_features, c["feature"], c["threshold"], c["decision"],
                                  c["left"], c["right"], c["words_start"], c["words_len"], words,
-                                 sizes, leaves)  # fmt: skip
+                                 sizes, leaves, changes)  # fmt: skip
 
 
 def _bitset(members: np.ndarray) -> list[int]:
@@ -105,4 +107,6 @@ def oblivious(model: ObliviousTrees) -> Any | None:
         model.sorted_positives, model.sorted_counts, ctrs, tests,
         np.ascontiguousarray(model.splits), np.ascontiguousarray(model.leaf_values),
         model.scale, model.bias,
+        # node values per depth (each level trees x 2**d), for explanations
+        model.depth, np.concatenate([level.ravel() for level in model.node_values]),
     )  # fmt: skip

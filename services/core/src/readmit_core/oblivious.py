@@ -350,7 +350,16 @@ class ObliviousTrees:
     def contributions(self, features: np.ndarray) -> tuple[float, np.ndarray]:
         """The base value and each feature's share of each row's log-odds (rows x features):
         along the row's path in every tree, the node value's change at each test, given to the
-        columns the test reads (shared equally by a combination's fields)."""
+        columns the test reads (shared equally by a combination's fields). The changes per test
+        by the compiled scorer when it is installed, else ``contributions_numpy``."""
+        if self.compiled is None:
+            return self.contributions_numpy(features)
+        features = np.ascontiguousarray(features, dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(f"expected rows of {len(FEATURE_NAMES)} features")
+        return self.base, self.scale * self.compiled.test_changes(features) @ self.attribution
+
+    def contributions_numpy(self, features: np.ndarray) -> tuple[float, np.ndarray]:
         leaves = self._leaves(self._tests(features))
         n, width = len(leaves), len(self.binary) + 1
         if not self.depth:  # no tree splits: nothing but the base

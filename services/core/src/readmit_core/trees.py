@@ -198,8 +198,9 @@ def _leaf_order(tree: _Tree, where: str) -> tuple[list[int], list[list[int]]]:
     return order, left_leaves
 
 
-def _paths(tree: _Tree) -> tuple[float, list[list[tuple[int, float]]]]:
-    """The root's value and, per leaf, the (split feature, change of value) along its path.
+def _paths(tree: _Tree) -> tuple[float, list[list[tuple[int, float]]], list[tuple[float, float]]]:
+    """The root's value; per leaf, the (split feature, change of value) along its path; per
+    node, the change of value to its left and to its right child.
 
     A node's value is the mean of its leaves' values weighted by their hessian sums (what the
     training data reaching it would score); the changes along a path sum to the leaf's value
@@ -219,20 +220,23 @@ def _paths(tree: _Tree) -> tuple[float, list[list[tuple[int, float]]]]:
         return float(tree.leaf_values[~child]) if child < 0 else values[child]
 
     paths: list[list[tuple[int, float]]] = [[] for _ in range(tree.n_leaves)]
+    changes = [(0.0, 0.0)] * (tree.n_leaves - 1)
 
     def walk(node: int, path: list[tuple[int, float]]) -> None:
-        for child in (int(tree.left[node]), int(tree.right[node])):
-            step = [*path, (int(tree.features[node]), value(child) - values[node])]
+        left, right = int(tree.left[node]), int(tree.right[node])
+        changes[node] = (value(left) - values[node], value(right) - values[node])
+        for child, change in zip((left, right), changes[node], strict=True):
+            step = [*path, (int(tree.features[node]), change)]
             if child < 0:
                 paths[~child] = step
             else:
                 walk(child, step)
 
     if tree.n_leaves == 1:
-        return float(tree.leaf_values[0]), paths
+        return float(tree.leaf_values[0]), paths, changes
     visit(0)
     walk(0, [])
-    return values[0], paths
+    return values[0], paths, changes
 
 
 def _matrix(features: np.ndarray, n_features: int) -> np.ndarray:
@@ -260,13 +264,15 @@ class TreeEnsemble:
         self.full = self.dtype(np.iinfo(self.dtype).max)
         self.leaf_values = np.zeros((len(trees), width))
         paths: list[list[list[tuple[int, float]]]] = []  # per tree, per leaf position
+        changes: list[tuple[float, float]] = []  # per node of every tree: to the left, right
         self.base = 0.0  # the sum of the trees' root values: the log-odds before any split
         num: dict[str, list] = {k: [] for k in ("column", "threshold", "mask", "start", "zero")}
         cat: dict[str, list] = {k: [] for k in ("feature", "members", "mask", "start")}
         for t, tree in enumerate(trees):
             order, left_leaves = _leaf_order(tree, f"tree {t}")
             self.leaf_values[t, : len(order)] = tree.leaf_values[order]
-            root, leaf_paths = _paths(tree)
+            root, leaf_paths, node_changes = _paths(tree)
+            changes += node_changes
             self.base += root
             paths.append([leaf_paths[leaf] for leaf in order])
             num["start"].append(len(num["mask"]))
@@ -330,7 +336,7 @@ class TreeEnsemble:
                 for d, (feature, change) in enumerate(path):
                     self.path_features[t, position, d] = feature
                     self.path_changes[t, position, d] = change
-        self.compiled = compiled.forest(trees, n_features)
+        self.compiled = compiled.forest(trees, n_features, changes)
 
     def raw(self, features: np.ndarray) -> np.ndarray:
         """The summed leaf values (log-odds) for each row of ``features``: by the compiled
@@ -349,7 +355,14 @@ class TreeEnsemble:
         """The base value and each feature's share of each row's log-odds (rows x features):
         the changes of node value along the row's path in every tree, summed per split feature,
         times the sigmoid's scale. ``base + contributions.sum(axis=1)`` is the log-odds of
-        ``risk(features)`` (``raw(features)`` at LightGBM's default scale, 1)."""
+        ``risk(features)`` (``raw(features)`` at LightGBM's default scale, 1). By the compiled
+        scorer when it is installed, else ``contributions_numpy``."""
+        if self.compiled is not None:
+            out = self.compiled.contributions(_matrix(features, self.n_features))
+            return self.sigmoid * self.base, self.sigmoid * out
+        return self.contributions_numpy(features)
+
+    def contributions_numpy(self, features: np.ndarray) -> tuple[float, np.ndarray]:
         out = np.zeros((len(features), self.n_features))
         for rows, leaves in self._chunks(features):
             n = len(leaves)
