@@ -396,3 +396,14 @@ def test_invocations_answer_as_mlflow_models_serve(
     # MLflow 3 answers instances/inputs given as records with 400 for a model whose signature
     # is columns; readmit-api takes them (a row each, as KServe's V1 does).
     assert compared == ["dataframe_split", "dataframe_records", "csv"], compared
+
+
+def test_protocol_bodies_are_bounded(client: TestClient) -> None:
+    """The body limit holds on every route that reads one, answered in the route's protocol."""
+    big = b"x" * (Settings().max_body_bytes + 1)
+    name = client.get("/model", headers=AUTH).json()["name"]
+    r = client.post(f"/v2/models/{name}/infer", content=big,
+                    headers={**AUTH, "Content-Type": "application/octet-stream"})  # fmt: skip
+    assert (r.status_code, list(r.json())) == (413, ["error"])
+    r = client.post("/invocations", content=big, headers={**AUTH, "Content-Type": "text/csv"})
+    assert (r.status_code, r.json()["error_code"]) == (413, "REQUEST_LIMIT_EXCEEDED")
