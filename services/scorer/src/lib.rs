@@ -19,6 +19,7 @@ const DEFAULT_LEFT: i64 = 2;
 const MISSING_NONE: i64 = 0;
 const MISSING_ZERO: i64 = 1;
 const ZERO: f64 = 1e-35; // LightGBM's kZeroThreshold
+const BLOCK: usize = 16; // rows scored together, tree after tree
 
 /// A multiplicative hash for the i64 keys (Fx's): std's SipHash resists flooding, which keys
 /// read from the model's own files need not, at several times the cost of a lookup.
@@ -202,12 +203,20 @@ impl Forest {
         x: PyReadonlyArray2<'py, f64>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let (data, n) = rows(&x, self.n_features)?;
+        let nf = self.n_features;
         let out: Vec<f64> = py.detach(|| {
-            data.chunks_exact(self.n_features)
-                .map(|row| self.score(row))
-                .collect()
+            // tree after tree over a block of rows: the tree's nodes stay in cache, and the
+            // rows' walks overlap; each row still adds its trees in order
+            let mut out = vec![0.0; n];
+            for (block, sums) in data.chunks(nf * BLOCK).zip(out.chunks_mut(BLOCK)) {
+                for t in 0..self.tree_nodes.len() {
+                    for (row, sum) in block.chunks_exact(nf).zip(sums.iter_mut()) {
+                        *sum += self.tree(t, row, &mut |_, _| {});
+                    }
+                }
+            }
+            out
         });
-        debug_assert_eq!(out.len(), n);
         Ok(out.into_pyarray(py))
     }
 
@@ -238,35 +247,31 @@ impl Forest {
 }
 
 impl Forest {
-    fn score(&self, row: &[f64]) -> f64 {
-        self.walk(row, |_, _| {})
-    }
-
     /// The sum of the leaves `row` reaches; `step(node, went_left)` sees each split it passes.
     fn walk(&self, row: &[f64], mut step: impl FnMut(usize, bool)) -> f64 {
-        let mut total = 0.0;
-        for (t, &(first, count)) in self.tree_nodes.iter().enumerate() {
-            let leaf_first = self.tree_leaves[t].0;
-            if count == 0 {
-                total += self.leaf_value[leaf_first];
-                continue;
+        (0..self.tree_nodes.len())
+            .map(|t| self.tree(t, row, &mut step))
+            .sum()
+    }
+
+    /// The value of the leaf `row` reaches in tree `t`.
+    fn tree(&self, t: usize, row: &[f64], step: &mut impl FnMut(usize, bool)) -> f64 {
+        let (first, count) = self.tree_nodes[t];
+        let leaf_first = self.tree_leaves[t].0;
+        let mut node = 0usize;
+        // at most `count` steps: a path visits each node once (checked by readmit-core)
+        for _ in 0..count {
+            let i = first + node;
+            let n = &self.nodes[i];
+            let left = self.left_of(n, row[n.feature as usize]);
+            step(i, left);
+            let next = if left { n.left } else { n.right };
+            if next < 0 {
+                return self.leaf_value[leaf_first + (!next) as usize];
             }
-            let mut node = 0usize;
-            // at most `count` steps: a path visits each node once (checked by readmit-core)
-            for _ in 0..count {
-                let i = first + node;
-                let n = &self.nodes[i];
-                let left = self.left_of(n, row[n.feature as usize]);
-                step(i, left);
-                let next = if left { n.left } else { n.right };
-                if next < 0 {
-                    total += self.leaf_value[leaf_first + (!next) as usize];
-                    break;
-                }
-                node = next as usize;
-            }
+            node = next as usize;
         }
-        total
+        self.leaf_value[leaf_first] // a single-leaf tree (count 0)
     }
 
     fn left_of(&self, n: &Node, v: f64) -> bool {
@@ -320,7 +325,8 @@ struct Oblivious {
     table_radix: Vec<i64>,
     table_base: Vec<i64>,
     table_largest: Vec<f64>,
-    slot: KeyMap<usize>,
+    // per table, its keys' slots: a small table's map stays in cache
+    slot: Vec<KeyMap<usize>>,
     positives: Vec<f64>,
     counts: Vec<f64>,
     ctr_table: Vec<usize>,
@@ -424,7 +430,18 @@ impl Oblivious {
                 "positives and counts hold one more value than the keys",
             ));
         }
-        let slot: KeyMap<usize> = sorted.iter().enumerate().map(|(i, &k)| (k, i)).collect();
+        // a key belongs to the last table whose base is at most the key (bases ascend)
+        if table_base.windows(2).any(|w| w[0] > w[1]) {
+            return Err(bad("the tables' bases must ascend"));
+        }
+        let mut slot: Vec<KeyMap<usize>> = vec![KeyMap::default(); n_tables];
+        for (i, &k) in sorted.iter().enumerate() {
+            let t = table_base.partition_point(|&b| b <= k);
+            if t == 0 {
+                return Err(bad("a key lies below every table"));
+            }
+            slot[t - 1].insert(k, i);
+        }
         let mut ctr = (
             Vec::new(),
             Vec::new(),
@@ -668,7 +685,7 @@ impl Oblivious {
                 let at = t * self.table_width + d;
                 key += w.values[self.table_element[at]] * self.table_radix[at];
             }
-            w.slots[t] = *self.slot.get(&key).unwrap_or(&missing);
+            w.slots[t] = *self.slot[t].get(&key).unwrap_or(&missing);
         }
         for c in 0..self.ctr_table.len() {
             let t = self.ctr_table[c];
