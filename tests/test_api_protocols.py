@@ -318,6 +318,52 @@ def test_tritonclient(api: Any, api_model: dict[str, Any], real_rows: list[dict[
     client.close()
 
 
+KSERVE = "kserve==0.21.0"
+
+
+@pytest.fixture(scope="session")
+def kserve_python() -> Path:
+    """A venv with KServe's client, made once per user and version (its pins, pandas < 3 among
+    them, do not fit the project's lock)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import require
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "readmit"
+    venv = cache / f"kserve-client-{KSERVE.split('==')[1]}"
+    if not (venv / ".installed").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        done = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", KSERVE],
+                              capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
+        require(done.returncode == 0, f"pip install {KSERVE} failed: {done.stderr[-500:]}")
+        (venv / ".installed").touch()
+    return venv / "bin" / "python"
+
+
+def test_kserve_client(api: Any, api_model: dict[str, Any], real_rows: list[dict[str, Any]],
+                       kserve_python: Path, tmp_path: Path) -> None:  # fmt: skip
+    import subprocess
+
+    from conftest import API_MODEL
+
+    given = [n for n in INPUTS if any(r.get(n) is not None for r in real_rows)]
+    inputs = [{"name": n, "datatype": INPUTS[n], "data": [r.get(n) for r in real_rows]}
+              for n in given]  # fmt: skip
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"url": api.url, "model": API_MODEL, "inputs": inputs}))
+    out = subprocess.run([str(kserve_python), str(Path(__file__).with_name("kserve_client.py")),
+                          str(request)], capture_output=True, text=True, timeout=120,
+                         check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (answer["live"], answer["ready"], answer["model_ready"]) == (True, True, True)
+    expected = predicted(api, real_rows)
+    assert answer["json"] == expected
+    assert answer["binary"] == expected
+
+
 def test_mlflow_scoring_client(api: Any, encounters: Any) -> None:
     from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
