@@ -114,6 +114,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 components.update(defs.pop("$defs", {}))
                 components[model.__name__] = defs
+            # the OIP's {name} is the one model this process serves (another: 404)
+            for path, operations in spec["paths"].items():
+                for operation in operations.values() if path.startswith("/v2/models/") else ():
+                    for parameter in operation.get("parameters", ()):
+                        if parameter["name"] == "name":
+                            parameter["schema"]["enum"] = [settings.model_name]
             app.openapi_schema = spec
         return app.openapi_schema
 

@@ -103,3 +103,71 @@ class Readiness(BaseModel):
 
 
 EXAMPLE_ENCOUNTER = example_encounter()
+
+
+# --- The Open Inference Protocol's bodies (routes_oip.py), for the OpenAPI document ---------
+
+
+class OipError(BaseModel):
+    error: str = Field(examples=["input 'age' row 0: Input should be '[0-10)', ..."])
+
+
+class OipLive(BaseModel):
+    live: bool
+
+
+class OipReady(BaseModel):
+    ready: bool
+
+
+class OipServer(BaseModel):
+    name: str = Field(examples=["readmit-api"])
+    version: str = Field(examples=["0.1.0"])
+    extensions: list[str] = Field(examples=[["binary_tensor_data"]])
+
+
+class OipTensorSpec(BaseModel):
+    name: str = Field(examples=["age"])
+    datatype: str = Field(examples=["BYTES"])
+    shape: list[int] = Field(examples=[[-1]])
+
+
+class OipModel(BaseModel):
+    name: str = Field(examples=["diabetes-readmission"])
+    versions: list[str] = Field(examples=[["3"]])
+    platform: str = Field(examples=["readmit-lightgbm_catboost"])
+    inputs: list[OipTensorSpec]
+    outputs: list[OipTensorSpec]
+
+
+class OipModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class OipOutput(BaseModel):
+    name: str = Field(examples=["readmission_risk"])
+    datatype: str = Field(examples=["FP64"])
+    shape: list[int] = Field(examples=[[1]])
+    data: list[Any] | None = Field(None, description="absent when sent as binary data")
+    parameters: dict[str, Any] | None = Field(None, examples=[{"binary_data_size": 8}])
+
+
+class OipResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    parameters: dict[str, Any] = Field(examples=[{"threshold": 0.144}])
+    outputs: list[OipOutput]
+
+
+# --- MLflow's scoring protocol's bodies (routes_mlflow.py) ----------------------------------
+
+
+class MlflowError(BaseModel):
+    error_code: str = Field(examples=["BAD_REQUEST"])
+    message: str
+
+
+class MlflowPredictions(BaseModel):
+    predictions: list[float] = Field(examples=[[0.112, 0.231]])

@@ -61,14 +61,18 @@ def predictions(risks: list[float]) -> Response:
 
 def decode(body: bytes, content_type: str, max_batch: int) -> Decoded:
     if content_type == CSV:
-        return Decoded(validation.encounters(_csv_rows(body, max_batch), max_batch))
-    # slack: dataframe_split's columns; NaN: a missing value, as MLflow's clients write it
-    parsed = json_body.parse(body, max_batch, json_body.MAX_MEMBERS, nan_is_missing=True)
-    given = [k for k in FORMATS if isinstance(parsed, dict) and k in parsed]
-    if len(given) != 1 or set(parsed) - {given[0], "params"}:
-        raise ApiError(400, "the JSON body must hold exactly one of the keys "
-                       f"{', '.join(FORMATS)} (and optionally params)")  # fmt: skip
-    return Decoded(validation.encounters(_rows(given[0], parsed[given[0]]), max_batch))
+        rows = _csv_rows(body, max_batch)
+    else:
+        # slack: dataframe_split's columns; NaN: a missing value, as MLflow's clients write it
+        parsed = json_body.parse(body, max_batch, json_body.MAX_MEMBERS, nan_is_missing=True)
+        given = [k for k in FORMATS if isinstance(parsed, dict) and k in parsed]
+        if len(given) != 1 or set(parsed) - {given[0], "params"}:
+            raise ApiError(400, "the JSON body must hold exactly one of the keys "
+                           f"{', '.join(FORMATS)} (and optionally params)")  # fmt: skip
+        rows = _rows(given[0], parsed[given[0]])
+    if not rows:
+        raise ApiError(400, "no rows: a request holds at least one encounter")
+    return Decoded(validation.encounters(rows, max_batch))
 
 
 def _rows(form: str, value: Any) -> list[Any]:

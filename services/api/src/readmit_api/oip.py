@@ -155,6 +155,8 @@ def decode(body: bytes, header_length: str | None, max_batch: int) -> Decoded:
     if len(rows) != 1:
         raise ApiError(400, "every input must hold the same number of rows (one per encounter)")
     n = rows.pop()
+    if n == 0:
+        raise ApiError(400, "no rows: a request holds at least one encounter")
     if n > max_batch:
         raise ApiError(413, f"{n} rows: a request holds at most {max_batch}")
     names = list(columns)

@@ -4,20 +4,32 @@ like /health and /ready; metadata and inference need the API key, as /model and 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from readmit_api import oip
+from readmit_api import bodies, oip
 from readmit_api.auth import require_key
 from readmit_api.errors import ApiError, json_response
 from readmit_api.model_store import LoadedModel
 from readmit_api.routes import caller
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (KServe V2)"])
-_ERRORS = {401: {"description": "Missing or invalid API key: {\"error\": ...}"},
-           404: {"description": "Not the served model or version"},
-           503: {"description": "No model loaded yet"}}  # fmt: skip
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OIP's error body for each status a route answers with."""
+    said = {400: "Not an inference request of this model (input, datatype, shape, binary data)",
+            401: "Missing or invalid API key (when keys are set)",
+            403: "This client may not name a user (X-Readmit-User)",
+            404: "Not the served model or version", 413: "Body or rows past the limits",
+            415: "Content type is not JSON or octet-stream",
+            422: "Invalid values: each input and row", 503: "No model loaded yet"}  # fmt: skip
+    return {s: {"model": bodies.OipError, "description": said[s]} for s in statuses}
+
+
+_MODEL = _errors(401, 404, 503)
 
 
 async def _answer(work: Callable[[], Awaitable[Response]]) -> Response:
@@ -28,18 +40,21 @@ async def _answer(work: Callable[[], Awaitable[Response]]) -> Response:
         return oip.error(exc)
 
 
-@router.get("/health/live", summary="Liveness")
+@router.get("/health/live", summary="Liveness", response_model=bodies.OipLive)
 async def live() -> Response:
     return json_response({"live": True})
 
 
-@router.get("/health/ready", summary="Readiness: a model is loaded (503 while not)")
+@router.get("/health/ready", summary="Readiness: a model is loaded (503 while not)",
+            response_model=bodies.OipReady,
+            responses={503: {"model": bodies.OipReady, "description": "Not ready"}})  # fmt: skip
 async def ready(request: Request) -> Response:
     up = request.app.state.store.current is not None and not request.app.state.draining.is_set()
     return json_response({"ready": up}, 200 if up else 503)
 
 
-@router.get("", summary="Server metadata", responses={401: _ERRORS[401]})
+@router.get("", summary="Server metadata", response_model=bodies.OipServer,
+            responses=_errors(401))  # fmt: skip
 async def server(request: Request) -> Response:
     async def work() -> Response:
         require_key(request)
@@ -55,9 +70,9 @@ def _served(request: Request, name: str, version: str | None) -> LoadedModel:
 
 
 @router.get("/models/{name}", summary="Model metadata: one input tensor per encounter field",
-            responses=_ERRORS)  # fmt: skip
+            response_model=bodies.OipModel, responses=_MODEL)  # fmt: skip
 @router.get("/models/{name}/versions/{version}", summary="Model metadata (a version)",
-            responses=_ERRORS)  # fmt: skip
+            response_model=bodies.OipModel, responses=_MODEL)  # fmt: skip
 async def model(request: Request, name: str, version: str | None = None) -> Response:
     async def work() -> Response:
         require_key(request)
@@ -66,9 +81,10 @@ async def model(request: Request, name: str, version: str | None = None) -> Resp
     return await _answer(work)
 
 
-@router.get("/models/{name}/ready", summary="Model readiness", responses=_ERRORS)
+@router.get("/models/{name}/ready", summary="Model readiness",
+            response_model=bodies.OipModelReady, responses=_MODEL)  # fmt: skip
 @router.get("/models/{name}/versions/{version}/ready", summary="Model readiness (a version)",
-            responses=_ERRORS)  # fmt: skip
+            response_model=bodies.OipModelReady, responses=_MODEL)  # fmt: skip
 async def model_ready(request: Request, name: str, version: str | None = None) -> Response:
     async def work() -> Response:
         require_key(request)
@@ -78,10 +94,17 @@ async def model_ready(request: Request, name: str, version: str | None = None) -
     return await _answer(work)
 
 
+_INFER = {**_errors(400, 401, 403, 404, 413, 415, 422, 503),
+          200: {"content": {oip.BINARY: {"schema": {"type": "string", "format": "binary"}}},
+                "description": "The outputs: JSON, or the binary extension's layout"}}  # fmt: skip
+
+
 @router.post("/models/{name}/infer", summary="Inference: one row per encounter",
-             responses=_ERRORS, openapi_extra=oip.OPENAPI_BODY)  # fmt: skip
+             response_model=bodies.OipResponse, responses=_INFER,
+             openapi_extra=oip.OPENAPI_BODY)  # fmt: skip
 @router.post("/models/{name}/versions/{version}/infer", summary="Inference (a version)",
-             responses=_ERRORS, openapi_extra=oip.OPENAPI_BODY)  # fmt: skip
+             response_model=bodies.OipResponse, responses=_INFER,
+             openapi_extra=oip.OPENAPI_BODY)  # fmt: skip
 async def infer(request: Request, name: str, version: str | None = None) -> Response:
     async def work() -> Response:
         who = caller(request, "/v2/infer")  # the key (401) and the user it names (403)
