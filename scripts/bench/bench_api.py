@@ -204,12 +204,50 @@ def main() -> None:
             rss = {s.name: rss_mib(s.proc.pid) for s in servers if s.proc}
             batches = measure_batches(servers)
             calls = model_calls(servers[0])
+            for s in servers:
+                s.stop()
+            costs = in_process()
         finally:
             for s in servers:
                 s.stop()
             os.killpg(registry.pid, signal.SIGTERM)
             registry.wait(30)
-    report(servers, levels, rss, batches, calls, explain)
+    report(servers, levels, rss, batches, calls, explain, costs)
+
+
+def timed(fn: Any, arg: Any, repeats: int) -> float:
+    """Mean ms of ``fn(arg)`` after one warm-up call."""
+    fn(arg)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        fn(arg)
+    return (time.perf_counter() - started) / repeats * 1000
+
+
+def in_process() -> list[str]:
+    """With the servers stopped: each part's scorers, compiled and NumPy, on one row and on
+    1,000, and the pyfunc's predict of one row (what mlflow models serve runs per request)."""
+    import mlflow.pyfunc
+
+    from readmit_core.artifact import load_from_mlflow
+    from readmit_core.data import load_encounters
+    from readmit_core.schema import FIELDS
+
+    model = load_from_mlflow(f"models:/{MODEL}@production")
+    frame = load_encounters().sample(1000, random_state=1)
+    x = model.encode_frame(frame)
+    lines = ["| scorer, in-process | one row ms | 1,000 rows ms |", "|---|---:|---:|"]
+    for part in getattr(model.scorer, "parts", [model.scorer]):
+        for name, fn in (("compiled", part.trees.raw), ("NumPy", part.trees.raw_numpy)):
+            lines.append(f"| {part.kind}, {name} | {timed(fn, x[:1], 500):.3f} | "
+                         f"{timed(fn, x, 10):.1f} |")  # fmt: skip
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL}@production")
+    one = frame[[f.name for f in FIELDS]].iloc[:1].copy()
+    inner = pyfunc.unwrap_python_model()
+    lines.append(f"\nThe pyfunc, one row: `predict` {timed(pyfunc.predict, one, 50):.2f} ms with "
+                 f"MLflow's schema check, {timed(lambda f: inner.predict(None, f), one, 50):.2f} "
+                 "ms the model's own.")  # fmt: skip
+    return lines
 
 
 def mlserver_venv() -> None:
@@ -350,7 +388,7 @@ def model_calls(ours: Server) -> float:
 
 def report(servers: list[Server], levels: list[int], rss: dict[str, float],
            batches: dict[str, tuple[float, float]], rows_per_call: float,
-           explain: tuple[float, float, list[float]]) -> None:  # fmt: skip
+           explain: tuple[float, float, list[float]], costs: list[str]) -> None:  # fmt: skip
     by = {s.name: s for s in servers}
     process = {s.name: by[s.route_of] if s.route_of else s for s in servers}
     lines = ["| server (req/s) | " + " | ".join(f"c={c}" for c in levels)
@@ -384,6 +422,7 @@ def report(servers: list[Server], levels: list[int], rss: dict[str, float],
     lines.append(f"readmit-api at c=1, p50 (median of {len(explain[2])} interleaved rounds): "
                  f"{explain[0]:.2f} ms, {explain[1]:.2f} ms with ?explain=true; the rounds' "
                  f"differences {rounds} ms.")  # fmt: skip
+    lines += ["", *costs]
     ours, peer, trivial = by["readmit-api"], by["mlserver-lightgbm"], by["fastapi-trivial"]
     top, low = max(levels), min(levels)
     goals = [(f"c={c} req/s >= MLServer LightGBM's", ours.results[c]["rps"],
