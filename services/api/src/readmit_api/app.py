@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -26,12 +26,21 @@ _JSON = frozenset({b"application/json"})
 _ROUTES = {
     "/predict": Guarded("/predict", _JSON),
     "/predict/batch": Guarded("/predict/batch", _JSON),
-    "/invocations": Guarded(
-        "/invocations", _JSON | {mlflow_scoring.CSV.encode()}, mlflow_scoring.error
-    ),
+    "/invocations": Guarded("/invocations", _JSON | {mlflow_scoring.CSV.encode()}),
 }
 # tritonclient sends its binary requests with no content type at all
-_INFER = Guarded("/v2/models/{name}/infer", _JSON | {oip.BINARY.encode(), b""}, oip.error)
+_INFER = Guarded("/v2/models/{name}/infer", _JSON | {oip.BINARY.encode(), b""})
+_MLFLOW_ROUTES = frozenset({"/ping", "/version", "/invocations"})
+
+
+def error_body(path: str) -> Callable[[ApiError], Response]:
+    """Each protocol answers a refusal in its own body: OIP's under /v2, MLflow's on its routes,
+    this api's elsewhere (for the routes' errors and the middleware's alike)."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return oip.error
+    if path in _MLFLOW_ROUTES:
+        return mlflow_scoring.error
+    return ApiError.response
 
 
 def guarded_route(path: str) -> Guarded | None:
@@ -87,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         draining=app.state.draining,
         guarded=guarded_route,
+        error_body=error_body,
         max_in_flight=settings.max_in_flight,
         unlimited=frozenset(
             {"/health", "/ready", "/metrics", "/ping", "/v2/health/live", "/v2/health/ready"}
@@ -94,8 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> Response:
-        return exc.response()
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return error_body(request.url.path)(exc)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameters(_: Request, exc: RequestValidationError) -> Response:

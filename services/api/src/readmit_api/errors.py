@@ -26,6 +26,17 @@ class ApiError(Exception):
         self.status, self.detail, self.headers, self.errors = status, detail, headers, errors
         self.more_errors = more_errors
 
+    def described(self, noun: str) -> str:
+        """The detail and each listed error in one line, for a protocol whose error body is a
+        message: "1 invalid field: <noun> 'age' row 0: Input should be ..."."""
+        if not self.errors:
+            return self.detail
+        listed = "; ".join(
+            f"{noun} {e['field']!r}" + (f" row {e['index']}" if e["index"] is not None else "")
+            + f": {e['message']}" for e in self.errors
+        )  # fmt: skip
+        return f"{self.detail}: {listed}"
+
     def response(self) -> Response:
         body: dict[str, Any] = {"detail": self.detail}
         if self.errors is not None:

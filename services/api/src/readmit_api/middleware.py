@@ -18,13 +18,11 @@ from readmit_api.errors import ApiError
 
 @dataclass(frozen=True)
 class Guarded:
-    """A POST route whose body is bounded: the content types it takes (b"" for none given), the
-    route's label in the metrics when it is refused before routing, and its protocol's error
-    body."""
+    """A POST route whose body is bounded: the content types it takes (b"" for none given), and
+    the route's label in the metrics when it is refused before routing."""
 
     template: str
     content_types: frozenset[bytes]
-    render: Callable[[ApiError], Response] = ApiError.response
 
 
 class RequestGuard:
@@ -33,6 +31,7 @@ class RequestGuard:
         app: ASGIApp,
         max_body_bytes: int,
         guarded: Callable[[str], Guarded | None],
+        error_body: Callable[[str], Callable[[ApiError], Response]],
         draining: threading.Event,
         max_in_flight: int,
         unlimited: frozenset[str],
@@ -40,6 +39,7 @@ class RequestGuard:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.guarded = guarded
+        self.error_body = error_body  # a path's protocol's error body
         self.draining = draining
         # Requests being served, probes and scrapes aside (they stay answerable under any load):
         # past the limit a request is answered 503 with Retry-After, so memory stays bounded by
@@ -80,7 +80,7 @@ class RequestGuard:
             else:
                 rejected = self._reject(scope, guarded) if guarded else None
             if rejected is not None:
-                render = guarded.render if guarded else ApiError.response
+                render = self.error_body(scope["path"]) if guarded else ApiError.response
                 await render(rejected)(scope, receive, send_status)
             else:
                 await self.app(scope, self._limit(receive) if guarded else receive, send_status)

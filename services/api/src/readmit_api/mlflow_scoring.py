@@ -43,15 +43,10 @@ OPENAPI_BODY = {"requestBody": {"required": True, "content": {
 
 
 def error(exc: ApiError) -> Response:
-    """MLflow's error body; an invalid request (400, 422 here) is its 400 BAD_REQUEST."""
-    message = exc.detail
-    if exc.errors:
-        message += ": " + "; ".join(
-            f"column {e['field']!r}" + (f" row {e['index']}" if e["index"] is not None else "")
-            + f": {e['message']}" for e in exc.errors
-        )  # fmt: skip
+    """MLflow's error body, naming each invalid column and row; an invalid request (400, 422
+    here) is its 400 BAD_REQUEST."""
     status = 400 if exc.status in (400, 422) else exc.status
-    body = {"error_code": _CODES.get(status, "BAD_REQUEST"), "message": message}
+    body = {"error_code": _CODES.get(status, "BAD_REQUEST"), "message": exc.described("column")}
     return Response(orjson.dumps(body), status, exc.headers, media_type="application/json")
 
 

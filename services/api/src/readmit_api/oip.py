@@ -77,15 +77,8 @@ OPENAPI_BODY = {"requestBody": {"required": True, "content": {
 
 
 def error(exc: ApiError) -> Response:
-    """OIP's error body, ``{"error": "..."}``, naming each invalid field and row."""
-    message = exc.detail
-    if exc.errors:
-        listed = "; ".join(
-            f"input {e['field']!r}" + (f" row {e['index']}" if e["index"] is not None else "")
-            + f": {e['message']}" for e in exc.errors
-        )  # fmt: skip
-        message = f"{message}: {listed}"
-    return Response(orjson.dumps({"error": message}), exc.status, exc.headers,
+    """OIP's error body, ``{"error": "..."}``, naming each invalid input and row."""
+    return Response(orjson.dumps({"error": exc.described("input")}), exc.status, exc.headers,
                     media_type="application/json")  # fmt: skip
 
 

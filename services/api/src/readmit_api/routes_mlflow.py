@@ -1,5 +1,6 @@
 """MLflow's scoring protocol: the routes ``mlflow models serve`` answers, so its clients (and
-SageMaker-style probes) work unchanged. /ping is open like /health; /version and /invocations
+SageMaker-style probes) work unchanged; errors in MLflow's body (``mlflow_scoring.error``, chosen
+by path in app.error_body). /ping is open like /health; /version and /invocations
 need the API key when keys are set."""
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from starlette.responses import Response
 
 from readmit_api import bodies, mlflow_scoring
 from readmit_api.auth import require_key
-from readmit_api.errors import ApiError
 from readmit_api.routes import caller
 
 router = APIRouter(tags=["MLflow scoring protocol"])
@@ -44,10 +44,7 @@ async def ping(request: Request) -> Response:
     responses={200: {**_TEXT, "description": "The version"}, **_errors(401)},
 )
 async def server_version(request: Request) -> Response:
-    try:
-        require_key(request)
-    except ApiError as exc:
-        return mlflow_scoring.error(exc)
+    require_key(request)
     return Response(VERSION, media_type="text/plain")
 
 
@@ -56,16 +53,13 @@ async def server_version(request: Request) -> Response:
              responses=_errors(400, 401, 403, 413, 415, 503),
              openapi_extra=mlflow_scoring.OPENAPI_BODY)  # fmt: skip
 async def invocations(request: Request) -> Response:
-    try:
-        who = caller(request, "/invocations")
-        body = await request.body()
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        predictor = request.app.state.predictor
-        scored = await predictor.batch(
-            lambda: mlflow_scoring.decode(body, kind, predictor.max_batch), len(body), who
-        )
-    except ApiError as exc:
-        return mlflow_scoring.error(exc)
+    who = caller(request, "/invocations")
+    body = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    predictor = request.app.state.predictor
+    scored = await predictor.batch(
+        lambda: mlflow_scoring.decode(body, kind, predictor.max_batch), len(body), who
+    )
     answer = mlflow_scoring.predictions([p["readmission_risk"] for p in scored.predictions])
     answer.headers["X-Request-ID"] = who.request_id
     return answer

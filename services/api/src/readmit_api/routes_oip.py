@@ -1,9 +1,9 @@
-"""Open Inference Protocol (KServe V2) routes: thin; the protocol is ``oip.py``. Health is open
-like /health and /ready; metadata and inference need the API key, as /model and /predict do."""
+"""Open Inference Protocol (KServe V2) routes: thin; the protocol is ``oip.py``, its error body
+``oip.error`` (chosen by path in app.error_body). Health is open like /health and /ready;
+metadata and inference need the API key, as /model and /predict do."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from readmit_api import bodies, oip
 from readmit_api.auth import require_key
-from readmit_api.errors import ApiError, json_response
+from readmit_api.errors import json_response
 from readmit_api.model_store import LoadedModel
 from readmit_api.routes import caller
 
@@ -32,14 +32,6 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _MODEL = _errors(401, 404, 503)
 
 
-async def _answer(work: Callable[[], Awaitable[Response]]) -> Response:
-    """The protocol's error body for every refusal of these routes."""
-    try:
-        return await work()
-    except ApiError as exc:
-        return oip.error(exc)
-
-
 @router.get("/health/live", summary="Liveness", response_model=bodies.OipLive)
 async def live() -> Response:
     return json_response({"live": True})
@@ -56,14 +48,12 @@ async def ready(request: Request) -> Response:
 @router.get("", summary="Server metadata", response_model=bodies.OipServer,
             responses=_errors(401))  # fmt: skip
 async def server(request: Request) -> Response:
-    async def work() -> Response:
-        require_key(request)
-        return json_response(oip.server_metadata(request.app.version))
-
-    return await _answer(work)
+    require_key(request)
+    return json_response(oip.server_metadata(request.app.version))
 
 
 def _served(request: Request, name: str, version: str | None) -> LoadedModel:
+    """The served model, if the path names it (else 404; 503 while none is loaded)."""
     loaded = request.app.state.predictor.require_model()
     oip.check_model(loaded, name, version)
     return loaded
@@ -74,11 +64,8 @@ def _served(request: Request, name: str, version: str | None) -> LoadedModel:
 @router.get("/models/{name}/versions/{version}", summary="Model metadata (a version)",
             response_model=bodies.OipModel, responses=_MODEL)  # fmt: skip
 async def model(request: Request, name: str, version: str | None = None) -> Response:
-    async def work() -> Response:
-        require_key(request)
-        return json_response(oip.model_metadata(_served(request, name, version)))
-
-    return await _answer(work)
+    require_key(request)
+    return json_response(oip.model_metadata(_served(request, name, version)))
 
 
 @router.get("/models/{name}/ready", summary="Model readiness",
@@ -86,12 +73,9 @@ async def model(request: Request, name: str, version: str | None = None) -> Resp
 @router.get("/models/{name}/versions/{version}/ready", summary="Model readiness (a version)",
             response_model=bodies.OipModelReady, responses=_MODEL)  # fmt: skip
 async def model_ready(request: Request, name: str, version: str | None = None) -> Response:
-    async def work() -> Response:
-        require_key(request)
-        _served(request, name, version)
-        return json_response({"name": name, "ready": True})
-
-    return await _answer(work)
+    require_key(request)
+    _served(request, name, version)
+    return json_response({"name": name, "ready": True})
 
 
 _INFER = {**_errors(400, 401, 403, 404, 413, 415, 422, 503),
@@ -106,16 +90,13 @@ _INFER = {**_errors(400, 401, 403, 404, 413, 415, 422, 503),
              response_model=bodies.OipResponse, responses=_INFER,
              openapi_extra=oip.OPENAPI_BODY)  # fmt: skip
 async def infer(request: Request, name: str, version: str | None = None) -> Response:
-    async def work() -> Response:
-        who = caller(request, "/v2/infer")  # the key (401) and the user it names (403)
-        _served(request, name, version)
-        body = await request.body()
-        header = request.headers.get(oip.HEADER_LENGTH)
-        predictor = request.app.state.predictor
-        scored = await predictor.batch(lambda: oip.decode(body, header, predictor.max_batch),
-                                       len(body), who)  # fmt: skip
-        answer = oip.response(scored.loaded, scored.decoded.context, scored.predictions)
-        answer.headers["X-Request-ID"] = who.request_id
-        return answer
-
-    return await _answer(work)
+    who = caller(request, "/v2/infer")  # the key (401) and the user it names (403)
+    _served(request, name, version)
+    body = await request.body()
+    header = request.headers.get(oip.HEADER_LENGTH)
+    predictor = request.app.state.predictor
+    scored = await predictor.batch(lambda: oip.decode(body, header, predictor.max_batch),
+                                   len(body), who)  # fmt: skip
+    answer = oip.response(scored.loaded, scored.decoded.context, scored.predictions)
+    answer.headers["X-Request-ID"] = who.request_id
+    return answer

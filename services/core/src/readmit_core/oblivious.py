@@ -25,6 +25,7 @@ from readmit_core import compiled
 from readmit_core.diagnosis_rates import DIAGNOSES
 from readmit_core.features import CATEGORICAL_FEATURES, COUNT_FEATURES, FEATURE_NAMES
 from readmit_core.log_odds import to_risk
+from readmit_core.trees import as_matrix
 
 MISSING_KEY = "NA"
 # (name, feature column, how the key is read from it); the diagnosis groups are left out (a
@@ -292,9 +293,7 @@ class ObliviousTrees:
 
     def _tests(self, features: np.ndarray) -> np.ndarray:
         """Each row's binary test results (rows x tests, plus the padding test: always 0)."""
-        features = np.asarray(features, dtype=np.float64)
-        if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
-            raise ValueError(f"expected rows of {len(FEATURE_NAMES)} features")
+        features = as_matrix(features, len(FEATURE_NAMES))
         n, floats = len(features), features[:, FLOAT_COLUMNS]
         ids = np.array([[vocab.get(_key(v, how), 0) for v in features[:, column].tolist()]
                         for vocab, (_, column, how) in zip(self.vocab, CATEGORY_INPUTS,
@@ -335,10 +334,7 @@ class ObliviousTrees:
         when it is installed (``readmit_core.compiled``), else ``raw_numpy``."""
         if self.compiled is None:
             return self.raw_numpy(features)
-        features = np.ascontiguousarray(features, dtype=np.float64)
-        if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
-            raise ValueError(f"expected rows of {len(FEATURE_NAMES)} features")
-        return self.compiled.raw(features)
+        return self.compiled.raw(as_matrix(features, len(FEATURE_NAMES)))
 
     def raw_numpy(self, features: np.ndarray) -> np.ndarray:
         leaves = self._leaves(self._tests(features))
@@ -354,10 +350,8 @@ class ObliviousTrees:
         by the compiled scorer when it is installed, else ``contributions_numpy``."""
         if self.compiled is None:
             return self.contributions_numpy(features)
-        features = np.ascontiguousarray(features, dtype=np.float64)
-        if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
-            raise ValueError(f"expected rows of {len(FEATURE_NAMES)} features")
-        return self.base, self.scale * self.compiled.test_changes(features) @ self.attribution
+        changes = self.compiled.test_changes(as_matrix(features, len(FEATURE_NAMES)))
+        return self.base, self.scale * changes @ self.attribution
 
     def contributions_numpy(self, features: np.ndarray) -> tuple[float, np.ndarray]:
         leaves = self._leaves(self._tests(features))

@@ -239,7 +239,7 @@ def _paths(tree: _Tree) -> tuple[float, list[list[tuple[int, float]]], list[tupl
     return values[0], paths, changes
 
 
-def _matrix(features: np.ndarray, n_features: int) -> np.ndarray:
+def as_matrix(features: np.ndarray, n_features: int) -> np.ndarray:
     """``features`` as a C-ordered float64 matrix of ``n_features`` columns (else ValueError)."""
     features = np.ascontiguousarray(features, dtype=np.float64)
     if features.ndim != 2 or features.shape[1] != n_features:
@@ -343,7 +343,7 @@ class TreeEnsemble:
         scorer when it is installed (``readmit_core.compiled``), else ``raw_numpy``."""
         if self.compiled is None:
             return self.raw_numpy(features)
-        return self.compiled.raw(_matrix(features, self.n_features))
+        return self.compiled.raw(as_matrix(features, self.n_features))
 
     def raw_numpy(self, features: np.ndarray) -> np.ndarray:
         out = np.empty(len(features))
@@ -358,7 +358,7 @@ class TreeEnsemble:
         ``risk(features)`` (``raw(features)`` at LightGBM's default scale, 1). By the compiled
         scorer when it is installed, else ``contributions_numpy``."""
         if self.compiled is not None:
-            out = self.compiled.contributions(_matrix(features, self.n_features))
+            out = self.compiled.contributions(as_matrix(features, self.n_features))
             return self.sigmoid * self.base, self.sigmoid * out
         return self.contributions_numpy(features)
 
@@ -374,7 +374,7 @@ class TreeEnsemble:
         return self.sigmoid * self.base, self.sigmoid * out
 
     def _chunks(self, features: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-        features = _matrix(features, self.n_features)
+        features = as_matrix(features, self.n_features)
         step = max(1, _CELLS_PER_CHUNK // (len(self.num_masks) + len(self.cat_masks)))
         for start in range(0, len(features), step):
             yield slice(start, start + step), self._leaves(features[start : start + step])
