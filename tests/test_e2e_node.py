@@ -690,6 +690,9 @@ def test_production_serves_with_a_read_only_login_upgrades_rolls_back_and_uninst
     assert pods
     for pod in pods:  # Ready: the model loaded, through the read-only login
         name = pod["metadata"]["name"]
+        # a pod the HPA added after helm's --wait (its minimum is 2) may still be starting
+        kubectl("-n", production, "wait", "--for=condition=Ready", f"pod/{name}",
+                "--timeout=180s")  # fmt: skip
         ready = kubectl("-n", production, "exec", name, "--", "python", "-c",
                         "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/"
                         "ready').read().decode())")  # fmt: skip
