@@ -40,8 +40,9 @@ def test_dashboards_and_alerts_use_only_metrics_the_services_export(chart: Path,
     """Names from the real api's /metrics and a real Locust runner's exporter (in its own process:
     locust monkey-patches the standard library on import)."""
 
-    # The drift window's series exist once the api has seen an encounter.
-    requests.post(f"{api.url}/predict", json=example, timeout=10).raise_for_status()
+    # The drift window's live series exist once it holds READMIT_DRIFT_MIN_ENCOUNTERS (100).
+    batch = {"encounters": [example] * 100}
+    requests.post(f"{api.url}/predict/batch", json=batch, timeout=30).raise_for_status()
     exported = set(re.findall(r"^(\w+)[ {]", requests.get(api.metrics_url, timeout=5).text,
                               re.MULTILINE))  # fmt: skip
     locust_metrics = run(sys.executable, "-c", (
