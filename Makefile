@@ -169,6 +169,7 @@ images: $(SCORER_STAMP)
 
 cluster-tools:
 	scripts/cluster/build-tools.sh
+	scripts/cluster/build-monitoring.sh
 
 cluster-up: install cluster-tools
 	$(PY) scripts/cluster.py up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from functools import cache
@@ -64,3 +65,19 @@ def standalone(sub: str, dst: Path) -> Path:
     shutil.copytree(ROOT / "charts" / sub, chart, ignore=shutil.ignore_patterns("charts"))
     shutil.copytree(ROOT / "charts" / "common", chart / "charts" / "common")
     return chart
+
+
+def dashboard_queries(rate_interval: str) -> list[tuple[str, str, str]]:
+    """(dashboard, panel, PromQL) for every target of every panel, its variables substituted as
+    Grafana would: the api's job (the one its job variable lists) and ``$__rate_interval``
+    (four scrape intervals of the data source)."""
+    found = []
+    for path in sorted((ROOT / "dashboards").glob("*.json")):
+        d = json.loads(path.read_text())
+        for panel in d["panels"]:
+            for target in panel["targets"]:
+                expr = (target["expr"].replace("$__rate_interval", rate_interval)
+                        .replace("$job", "readmit-api"))  # fmt: skip
+                assert "$" not in expr, (path.name, panel["title"], expr)
+                found.append((d["title"], panel["title"], expr))
+    return found

@@ -28,9 +28,16 @@ CHART_FILES = ("Chart.yaml", "Chart.lock", "values.yaml", "values.schema.json", 
                "templates", "charts", "dashboards")  # fmt: skip
 
 
-def copy_chart(dst: Path) -> Path:
-    """The chart at ``dst`` with a test-only stand-in for kube-prometheus-stack, which cannot be
-    downloaded here (Helm refuses a chart whose dependency is missing, even a disabled one)."""
+# The real kube-prometheus-stack, the version Chart.lock pins (beside the project, never committed).
+KPS_CHART = ROOT.parent / "shared" / "charts" / "kube-prometheus-stack-88.5.3.tgz"
+
+
+def copy_chart(dst: Path, real_stack: bool = False) -> Path:
+    """The chart at ``dst`` with kube-prometheus-stack in its charts/ (Helm refuses a chart whose
+    dependency is missing, even a disabled one): the real chart (the e2e tier, and the renders
+    of what it makes of our values: test_chart_kps), or a test-only stand-in
+    (tests/helm/kube-prometheus-stack) where a render concerns our own templates only, which
+    keeps the fast tier fast."""
     dst.mkdir(parents=True)
     for name in CHART_FILES:
         src = ROOT / name
@@ -38,7 +45,12 @@ def copy_chart(dst: Path) -> Path:
             shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("*.tgz"))
         else:
             shutil.copy(src, dst / name)
-    shutil.copytree(ROOT / "tests/helm/kube-prometheus-stack", dst / "charts/kube-prometheus-stack")
+    if real_stack:
+        require(KPS_CHART.is_file(), f"the kube-prometheus-stack chart is not at {KPS_CHART}")
+        shutil.copy(KPS_CHART, dst / "charts")
+    else:
+        shutil.copytree(ROOT / "tests/helm/kube-prometheus-stack",
+                        dst / "charts/kube-prometheus-stack")  # fmt: skip
     return dst
 
 

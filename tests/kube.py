@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, require
+from conftest import ROOT
 
 K8S_BIN = ROOT / ".tools" / f"k8s-{os.environ.get('K8S_VERSION', 'v1.35.4')}" / "bin"
 HELM = ROOT / ".tools" / "bin" / "helm"
 CLUSTER = Path(os.environ.get("CLUSTER_DIR", ROOT / ".local" / "cluster"))
 KUBECONFIG = CLUSTER / "kubeconfig"
-CRDS = ROOT / ".tools" / "prometheus-operator-crds"
 RELEASE = "readmit"
 LAB = ("values/lab.yaml", "values/e2e.yaml")
 PRODUCTION = ("values/production.yaml",)
@@ -133,14 +132,8 @@ def uninstall_leaves_only_the_kept_volume(namespace: str, release: str) -> None:
     assert "servicemonitors.monitoring.coreos.com" in kubectl("get", "crd", "-o", "name")
 
 
-def install_crds_and_storage_class() -> None:
-    """The real CRDs of prometheus-operator v0.93.1 (kube-prometheus-stack 88.5.3's appVersion),
-    and the StorageClass MicroK8s' hostpath addon provides."""
-    files = sorted(CRDS.glob("*.yaml"))
-    require(len(files) == 10, f"no monitoring CRDs in {CRDS}: run `make cluster-tools`")
-    # server-side: the CRDs are too large for client-side apply's annotation
-    kubectl("apply", "--server-side", *(a for f in files for a in ("-f", str(f))))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+def install_storage_class() -> None:
+    """The StorageClass MicroK8s' hostpath addon provides (the volumes are made by the test)."""
     kubectl("apply", "-f", "-", stdin=STORAGE)
 
 
@@ -163,3 +156,14 @@ def make_claims(ns: str, store: Path, data: Path) -> None:
              "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "microk8s-hostpath",
                       "resources": {"requests": {"storage": "1Gi"}}}}  # fmt: skip
     kubectl("apply", "-f", "-", stdin=json.dumps(claim))
+
+
+def prometheus_volume(ns: str, path: Path) -> None:
+    """A volume for the claim the operator's StatefulSet makes for the bundled Prometheus. The
+    kubelet would create its subdirectory (prometheus-db) as root, and Prometheus (uid 1000,
+    fsGroup 2000; a hostPath gets no fsGroup) could not write it: made beforehand, its own."""
+    (path / "prometheus-db").mkdir(parents=True)
+    for directory in (path, path / "prometheus-db"):
+        os.chown(directory, 1000, 2000)
+    claim = "prometheus-kps-prometheus-db-prometheus-kps-prometheus-0"
+    kubectl("apply", "-f", "-", stdin=json.dumps(pv("kps-prometheus", "5Gi", str(path), claim, ns)))

@@ -12,6 +12,7 @@ steady load, and production's life cycle against the lab's MLflow with a read-on
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -19,12 +20,14 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
+from chart_tools import dashboard_queries, render
 from conftest import ROOT, UI_USER, copy_chart, dex_sign_in, open_page, require, shows_a_risk
 from kube import (
     CLUSTER,
@@ -37,17 +40,18 @@ from kube import (
     assert_all_exist,
     helm,
     install,
-    install_crds_and_storage_class,
+    install_storage_class,
     kubectl,
     make_claims,
     not_ready,
     objects_of,
+    prometheus_volume,
     secret_value,
     uninstall_leaves_only_the_kept_volume,
     values_args,
     wait_until,
 )
-from servers import DEX_BIN, DEX_CLIENT, DEX_PASSWORD, DEX_SECRET, DEX_USER, dex_config
+from servers import DEX_BIN, DEX_CLIENT, DEX_PASSWORD, DEX_SECRET, DEX_USER, dex_config, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -76,8 +80,36 @@ def images(real_node: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
+def monitoring_images(real_node: Path) -> list[str]:
+    """kube-prometheus-stack's components, built from the Go module proxy (cached), pushed to
+    the node's registry: the images values/e2e.yaml names."""
+    out = subprocess.run(["scripts/cluster/build-monitoring.sh", "--push", "localhost:32000"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=3600,
+                         check=False)  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout.split()
+
+
+@pytest.fixture(scope="module")
 def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_chart(tmp_path_factory.mktemp("chart") / "readmit")
+    """The chart with the real kube-prometheus-stack 88.5.3 in its charts/ (not committed)."""
+    return copy_chart(tmp_path_factory.mktemp("chart") / "readmit", real_stack=True)
+
+
+def image_keys(values: Any) -> list[str]:
+    """Every image a values tree names as {registry, repository, tag}."""
+    if not isinstance(values, dict):
+        return []
+    found = [f"{v['registry']}/{v['repository']}:{v['tag']}" for k, v in values.items()
+             if k == "image" and isinstance(v, dict)]  # fmt: skip
+    return found + [i for k, v in values.items() if k != "image" for i in image_keys(v)]
+
+
+def test_the_e2e_values_name_exactly_the_monitoring_images_pushed(monitoring_images: list[str]
+                                                                  ) -> None:  # fmt: skip
+    e2e = yaml.safe_load((ROOT / "values/e2e.yaml").read_text())
+    assert sorted(image_keys(e2e["kube-prometheus-stack"])) == sorted(monitoring_images)
+    assert len(monitoring_images) == 5
 
 
 def test_production_without_the_monitoring_crds_names_the_addon(real_node: Path) -> None:
@@ -92,9 +124,10 @@ def test_production_without_the_monitoring_crds_names_the_addon(real_node: Path)
 
 
 @pytest.fixture(scope="module")
-def lab(images: Path, chart: Path, data_path: Path) -> str:
-    """The lab release installed with `--wait`: real pods, a real training run, a ready api."""
-    install_crds_and_storage_class()
+def lab(images: Path, monitoring_images: list[str], chart: Path, data_path: Path) -> str:
+    """The lab release installed with `--wait`: real pods, a real training run, a ready api, and
+    the bundled monitoring stack (its CRDs from the chart) with its Prometheus and Alertmanager."""
+    install_storage_class()
     kubectl("create", "namespace", NS)
     # hostPath volumes, in the cluster's directory (cluster-down removes them); they get no
     # fsGroup ownership, so the registry's belongs to the pods' user already
@@ -105,7 +138,9 @@ def lab(images: Path, chart: Path, data_path: Path) -> str:
     os.chown(store, 10001, 10001)
     shutil.copy(data_path, data / "dataset_diabetes.zip")
     make_claims(NS, store, data)
+    prometheus_volume(NS, CLUSTER / "volumes/prometheus")
     env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
+    started = time.monotonic()
     out = subprocess.run(
         [str(HELM), "install", RELEASE, str(chart), "-n", NS, *values_args(LAB),
          "-f", str(images), "--wait", "--wait-for-jobs", "--timeout", "15m"],
@@ -113,6 +148,17 @@ def lab(images: Path, chart: Path, data_path: Path) -> str:
     )  # fmt: skip
     if out.returncode != 0:
         pytest.fail(f"helm install: {out.stderr.strip()}\n{not_ready(NS)}")
+    installed = time.monotonic() - started
+    # Helm does not wait for what the operator makes of the Prometheus and Alertmanager objects
+    for statefulset in ("prometheus-kps-prometheus", "alertmanager-kps-alertmanager"):
+        wait_until(lambda s=statefulset: s in kubectl("-n", NS, "get", "statefulsets", "-o",
+                                                      "name"), 120, statefulset)  # fmt: skip
+        kubectl("-n", NS, "rollout", "status", f"statefulset/{statefulset}", "--timeout=300s")
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    (ROOT / "test-artifacts" / "lab-install.txt").write_text(
+        f"helm install --wait --wait-for-jobs: {installed:.0f} s; Prometheus and Alertmanager "
+        f"ready {time.monotonic() - started:.0f} s after it began\n"
+    )
     return NS
 
 
@@ -138,7 +184,8 @@ def test_the_pods_run_the_images_by_the_digests_pushed(lab: str, images: Path) -
                              headers={"Accept": "application/vnd.docker.distribution.manifest"
                                       ".v2+json"})  # fmt: skip
         assert head.status_code == 200, (image, digest)
-    for pod in json.loads(kubectl("-n", lab, "get", "pods", "-o", "json"))["items"]:
+    ours = "app.kubernetes.io/name in (api,ui,locust,mlflow)"  # not the monitoring stack's
+    for pod in json.loads(kubectl("-n", lab, "get", "pods", "-l", ours, "-o", "json"))["items"]:
         images = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
         for status in pod["status"].get("containerStatuses", []):
             image = images[status["name"]]  # the status may show the image's id instead
@@ -226,10 +273,11 @@ def test_the_notes_commands_work_as_printed(lab: str, tmp_path: Path) -> None:
     env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
     notes = subprocess.run([str(HELM), "get", "notes", RELEASE, "-n", lab], capture_output=True,
                            text=True, env=env, check=True).stdout  # fmt: skip
-    urls = dict(re.findall(r"^\s+(api|ui|Locust)\s+http://NODE:(\d+)", notes, re.M))
-    assert urls == {"api": "30080", "ui": "30081", "Locust": "30009"}, notes
+    urls = dict(re.findall(r"^\s+(api|ui|Locust|Prometheus)\s+http://NODE:(\d+)", notes, re.M))
+    assert urls == {"api": "30080", "ui": "30081", "Locust": "30009", "Prometheus": "30090"}
+    assert "Grafana" not in notes  # off here
     for name, port in urls.items():
-        path = "/docs" if name == "api" else "/"
+        path = {"api": "/docs", "Prometheus": "/-/ready"}.get(name, "/")
         assert requests.get(NODE_PORT.format(port=port) + path, timeout=10).status_code == 200
     lines = notes.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("KEY=$(kubectl"))
@@ -253,6 +301,331 @@ def test_the_notes_commands_work_as_printed(lab: str, tmp_path: Path) -> None:
     session.post(f"{web}/login_submit", data={"username": "admin", "password": passwords[1]},
                  timeout=10)  # fmt: skip
     assert session.get(f"{web}/stats/requests", timeout=10).status_code == 200
+
+
+# --- The bundled monitoring stack: its Prometheus (NodePort 30090) watches the release ---------
+
+PROMETHEUS = NODE_PORT.format(port=30090)
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def prom(path: str, **params: str) -> Any:
+    """The in-cluster Prometheus' HTTP API, as the original deployment publishes it."""
+    answer = requests.get(f"{PROMETHEUS}/api/v1/{path}", params=params, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["data"]
+
+
+def query(expr: str) -> list[dict[str, Any]]:
+    return prom("query", query=expr)["result"]
+
+
+def targets(pool: str) -> list[dict[str, Any]]:
+    return [
+        t
+        for t in prom("targets", state="active")["activeTargets"]
+        if t["scrapePool"].startswith(pool)
+    ]
+
+
+def test_prometheus_scrapes_every_api_pod_locust_and_kube_state_metrics(lab: str) -> None:
+    """The operator turned the chart's ServiceMonitors into scrape jobs: a target per api pod (its
+    metrics port) and Locust's exporter, and the stack's kube-state-metrics, all up."""
+    pools = {
+        "api": f"serviceMonitor/{NS}/{RELEASE}-api/",
+        "locust": f"serviceMonitor/{NS}/{RELEASE}-locust/",
+        "kube-state-metrics": f"serviceMonitor/{NS}/{RELEASE}-kube-state-metrics/",
+    }
+    pods = {f"{p['status']['podIP']}:9464" for p in api_pods()}
+
+    def all_up() -> bool:
+        found = {name: targets(pool) for name, pool in pools.items()}
+        return (
+            {t["labels"]["instance"] for t in found["api"]} == pods
+            and all(found.values())
+            and all(t["health"] == "up" for ts in found.values() for t in ts)
+        )
+
+    took = wait_until(all_up, 180, "every target up", interval=3)
+    report = [
+        f"{t['health']:4}  {t['scrapePool']}  {t['labels']['instance']}"
+        for t in prom("targets", state="active")["activeTargets"]
+    ]
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "prometheus-targets.txt").write_text(
+        f"all of the release's targets up {took:.0f} s after the install\n"
+        + "\n".join(report)
+        + "\n"
+    )
+    assert {t["labels"]["job"] for t in targets(pools["api"])} == {f"{RELEASE}-api"}
+
+
+def test_the_release_record_with_the_bundled_stack_fits_in_its_secret(lab: str) -> None:
+    """Helm keeps each revision (the chart with its subcharts, values and manifest, gzipped) in one
+    Secret, which may hold 1 MiB: the bundled stack is most of it."""
+    record = json.loads(
+        kubectl("-n", lab, "get", "secret", f"sh.helm.release.v1.{RELEASE}.v1", "-o", "json")
+    )["data"]["release"]
+    size = len(base64.b64decode(record))
+    with (ARTIFACTS / "lab-install.txt").open("a") as out:
+        out.write(f"release record (Secret sh.helm.release.v1.{RELEASE}.v1): {size} bytes\n")
+    assert size < 1024 * 1024 * 0.75, size  # room for the chart to grow
+
+
+def test_through_its_nodeport_prometheus_is_read_and_never_changed(lab: str) -> None:
+    """The NodePort (30090, as the original deployment publishes it) answers queries without a
+    login; nothing there deletes or snapshots series, takes pushed samples, reloads or stops it."""
+    refused = {}
+    for path in ("/api/v1/admin/tsdb/delete_series?match[]=up", "/api/v1/admin/tsdb/snapshot",
+                 "/api/v1/admin/tsdb/clean_tombstones", "/api/v1/write", "/api/v1/otlp/v1/metrics",
+                 "/-/reload", "/-/quit"):  # fmt: skip
+        answer = requests.post(PROMETHEUS + path, timeout=10)
+        refused[path] = f"{answer.status_code} {answer.text.strip()[:80]}"
+    # the admin API answers 500 "admin APIs disabled"; the rest 403 or 404 (not enabled)
+    assert all(r.startswith(("403", "404")) or "admin APIs disabled" in r
+               for r in refused.values()), refused  # fmt: skip
+    time.sleep(2)
+    assert requests.get(f"{PROMETHEUS}/-/ready", timeout=10).ok  # still up
+    assert query(f'up{{job="{RELEASE}-api"}}')  # its series still there
+
+
+def test_every_rule_of_the_chart_loaded_and_prometheus_has_an_alertmanager(lab: str) -> None:
+    (rule,) = (
+        d
+        for d in objects_of(NS, RELEASE)
+        if d["kind"] == "PrometheusRule" and d["metadata"]["name"] == f"{RELEASE}-api"
+    )
+    chart_rules = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+
+    def loaded() -> dict[str, dict[str, Any]]:
+        groups = prom("rules")["groups"]
+        return {r["name"]: r for g in groups if g["name"] == "readmit-api" for r in g["rules"]}
+
+    def evaluated() -> bool:  # a rule's health is "unknown" until its group first ran
+        rules = loaded()
+        return set(rules) == chart_rules and all(r["health"] != "unknown" for r in rules.values())
+
+    wait_until(evaluated, 120, "the chart's rules loaded and evaluated", interval=2)
+    for name, r in loaded().items():
+        assert r["health"] == "ok", (name, r.get("lastError"))
+    assert len(chart_rules) == 8
+    managers = prom("alertmanagers")["activeAlertmanagers"]
+    assert [m["url"] for m in managers if ":9093/" in m["url"]], managers
+
+
+def test_every_dashboard_query_answers_in_the_cluster_after_real_traffic(
+    lab: str, chart: Path
+) -> None:
+    """Both dashboards, as the bundled Grafana would ask the in-cluster Prometheus: each query of
+    each panel (its rate interval four scrape intervals of the stack's data source, as Grafana
+    makes it) has data after requests on the api's NodePort and a Locust run in the cluster."""
+    (source,) = (
+        d
+        for d in render(chart, "lab")
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "kps-grafana-datasource"
+    )
+    scrape = yaml.safe_load(source["data"]["datasource.yaml"])["datasources"][0]["jsonData"]
+    rate_interval = f"{4 * int(scrape['timeInterval'].removesuffix('s'))}s"
+    key = secret_value(lab, f"{RELEASE}-api-keys", "operator")
+    encounter = json.loads((ROOT / "scripts/example-encounter.json").read_text())
+    url = NODE_PORT.format(port=30080)
+    headers = {"Authorization": f"Bearer {key}"}
+    for path, body in (
+        ("/predict", encounter),
+        ("/predict/batch", {"encounters": [encounter] * 5}),
+        ("/predict?explain=true", encounter),
+    ):
+        assert requests.post(url + path, json=body, headers=headers, timeout=10).ok, path
+    web = NODE_PORT.format(port=30009)
+    operator = locust_login(lab)
+    started = operator.post(
+        f"{web}/swarm", data={"user_count": 10, "spawn_rate": 10, "run_time": "60s"}, timeout=10
+    )
+    assert started.json()["success"], started.text
+    try:
+        wait_until(
+            lambda: any(float(r["value"][1]) > 0 for r in query("locust_users")),
+            120,
+            "Locust's users in Prometheus",
+            interval=3,
+        )
+        time.sleep(35)  # scrapes enough for the rates
+        jobs = prom("label/job/values", **{"match[]": "readmit_http_requests_total"})
+        assert jobs == [f"{RELEASE}-api"]  # what the dashboards' job variable lists
+        report, empty = [], []
+        for dashboard, panel, expr in dashboard_queries(rate_interval):
+            result = query(expr)
+            report.append(f"{len(result):3d} series  {dashboard} / {panel}: {expr}")
+            if not [r for r in result if r["value"][1] != "NaN"]:
+                empty.append((dashboard, panel, expr))
+    finally:
+        operator.get(f"{web}/stop", timeout=10)
+    (ARTIFACTS / "dashboard-queries-node.txt").write_text("\n".join(report) + "\n")
+    assert len(report) >= 20
+    assert not empty, empty
+
+
+def test_the_stack_runs_in_a_few_hundred_mebibytes(lab: str) -> None:
+    """The stack's own pods (their pod cgroups: container=""), by the kubelet's cAdvisor numbers
+    as its Prometheus scrapes them."""
+    expr = (
+        f'sum by (pod) (container_memory_working_set_bytes{{namespace="{NS}",container="",'
+        'pod=~"prometheus-kps-.*|alertmanager-kps-.*|kps-operator-.*|readmit-kube-state-.*"})'
+    )
+    wait_until(lambda: len(query(expr)) == 4, 120, "the stack's memory", interval=3)
+    mib = {r["metric"]["pod"]: float(r["value"][1]) / 2**20 for r in query(expr)}
+    lines = [f"{v:6.0f} MiB  {pod}" for pod, v in sorted(mib.items())]
+    (ARTIFACTS / "monitoring-memory.txt").write_text(
+        f"{sum(mib.values()):6.0f} MiB  the stack (Grafana off)\n" + "\n".join(lines) + "\n"
+    )
+    assert sum(mib.values()) < 512, mib
+
+
+def test_the_dashboards_configmaps_in_the_cluster_are_what_the_bundled_sidecar_selects(
+    lab: str, chart: Path
+) -> None:
+    """Grafana cannot run here: its sidecar's settings, as the real chart renders them for the lab
+    (Grafana on), against the ConfigMaps the release made in the cluster."""
+    (grafana,) = (
+        d
+        for d in render(chart, "lab")
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == f"{RELEASE}-grafana"
+    )
+    (sidecar,) = (
+        c
+        for c in grafana["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "grafana-sc-dashboard"
+    )
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert "NAMESPACE" not in env  # it watches its own: the release's
+    selected = json.loads(
+        kubectl(
+            "-n",
+            lab,
+            "get",
+            "configmaps",
+            "-l",
+            f"{env['LABEL']}={env['LABEL_VALUE']}",
+            "-o",
+            "json",
+        )
+    )["items"]
+    names = sorted(cm["metadata"]["name"] for cm in selected)
+    assert names == [f"{RELEASE}-dashboard-inference-api", f"{RELEASE}-dashboard-load-test"]
+    for cm in selected:
+        assert cm["metadata"]["annotations"][env["FOLDER_ANNOTATION"]] == "readmit"
+        (dashboard,) = cm["data"].values()
+        assert json.loads(dashboard)["panels"]
+
+
+def alert_state(name: str) -> str | None:
+    states = {a["state"] for a in prom("alerts")["alerts"] if a["labels"]["alertname"] == name}
+    return "firing" if "firing" in states else next(iter(states), None)
+
+
+@pytest.fixture(scope="module")
+def alertmanager(lab: str) -> Iterator[str]:
+    """Alertmanager's API on 127.0.0.1 through `kubectl port-forward` (as its operator would look:
+    only the stack's Prometheus may reach its pods, and its Service has no NodePort)."""
+    port = free_port()
+    forward = subprocess.Popen(
+        [str(K8S_BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", "-n", lab, "port-forward",
+         "svc/kps-alertmanager", f"{port}:9093"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(f"{url}/-/ready", timeout=3).ok, 60, "the port-forward")
+        yield url
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
+
+
+def alertmanager_lists(url: str, name: str) -> bool:
+    """Alertmanager's own API lists the alert as active."""
+    alerts = requests.get(f"{url}/api/v2/alerts", timeout=10).json()
+    return any(
+        a["labels"]["alertname"] == name and a["status"]["state"] == "active" for a in alerts
+    )
+
+
+def test_the_api_down_fires_into_alertmanager_and_resolves_when_it_is_back(
+    lab: str, alertmanager: str
+) -> None:
+    """ReadmitApiDown (e2e values: `for: 30s`, 2m by default) with the api scaled to 0: pending,
+    then firing, then listed by Alertmanager; scaled back, it resolves."""
+    deployment = f"deployment/{RELEASE}-api"
+    timeline = []
+    start = time.monotonic()
+    kubectl("-n", lab, "scale", deployment, "--replicas=0")
+    try:
+        for state in ("pending", "firing"):
+            wait_until(
+                lambda s=state: alert_state("ReadmitApiDown") == s,
+                240,
+                f"ReadmitApiDown {state}",
+                interval=2,
+            )
+            timeline.append(f"{time.monotonic() - start:5.0f} s  ReadmitApiDown {state}")
+        wait_until(
+            lambda: alertmanager_lists(alertmanager, "ReadmitApiDown"),
+            120,
+            "Alertmanager lists it",
+            interval=2,
+        )
+        timeline.append(f"{time.monotonic() - start:5.0f} s  listed by Alertmanager")
+    finally:
+        kubectl("-n", lab, "scale", deployment, "--replicas=1")
+    kubectl("-n", lab, "rollout", "status", deployment, "--timeout=300s")
+    timeline.append(f"{time.monotonic() - start:5.0f} s  the api back, Ready")
+    wait_until(
+        lambda: alert_state("ReadmitApiDown") is None, 240, "ReadmitApiDown resolved", interval=2
+    )
+    timeline.append(f"{time.monotonic() - start:5.0f} s  resolved in Prometheus")
+    wait_until(
+        lambda: not alertmanager_lists(alertmanager, "ReadmitApiDown"),
+        240,
+        "Alertmanager resolved",
+        interval=2,
+    )
+    timeline.append(f"{time.monotonic() - start:5.0f} s  no longer active in Alertmanager")
+    (ARTIFACTS / "alerts.txt").write_text("api scaled to 0 at 0 s\n" + "\n".join(timeline) + "\n")
+
+
+def test_a_shifted_input_fires_readmit_input_drift(lab: str, alertmanager: str) -> None:
+    """The api's window (new since the last test's restart) filled with one kind of encounter:
+    an input's population stability index leaves the served model's baseline, and
+    ReadmitInputDrift (e2e values: 200 encounters, `for: 30s`) fires into Alertmanager."""
+    key = secret_value(lab, f"{RELEASE}-api-keys", "operator")
+    encounter = json.loads((ROOT / "scripts/example-encounter.json").read_text())
+    shifted = {**encounter, "number_inpatient": 12}  # the drift input prior_inpatient: 3+
+    url = NODE_PORT.format(port=30080) + "/predict/batch"
+    start = time.monotonic()
+    answer = requests.post(
+        url,
+        json={"encounters": [shifted] * 300},
+        timeout=60,
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert answer.status_code == 200, answer.text
+    wait_until(
+        lambda: alert_state("ReadmitInputDrift") == "firing",
+        300,
+        "ReadmitInputDrift firing",
+        interval=3,
+    )
+    fired = time.monotonic() - start
+    wait_until(
+        lambda: alertmanager_lists(alertmanager, "ReadmitInputDrift"), 120, "Alertmanager lists it"
+    )
+    drifted = {r["metric"]["input"] for r in query("readmit_drift_psi > 0.25")}
+    assert "prior_inpatient" in drifted, drifted
+    with (ARTIFACTS / "alerts.txt").open("a") as out:
+        out.write(
+            f"ReadmitInputDrift firing {fired:.0f} s after 300 shifted encounters "
+            f"(inputs drifted: {', '.join(sorted(drifted))})\n"
+        )
 
 
 def test_a_pod_reaches_nothing_beyond_the_machine(lab: str) -> None:
@@ -333,11 +706,12 @@ def test_the_registry_changes_nothing_without_the_trainers_login(lab: str) -> No
 
 def test_a_pod_of_another_namespace_reaches_none_of_the_release(lab: str, images: Path) -> None:
     """Anyone in the cluster once reached every component: now a pod elsewhere gets nothing
-    from the api (its port or metrics'), MLflow or Locust's master."""
+    from the api (its port or metrics'), MLflow, Locust's master or Alertmanager (whose API
+    would silence every alert)."""
     kubectl("create", "namespace", "stranger")
     digest = yaml.safe_load(images.read_text())["api"]["image"]["digest"]
     targets = [f"{RELEASE}-api.{lab}:8000", f"{RELEASE}-api-metrics.{lab}:9464", MLFLOW,
-               f"{RELEASE}-locust-master.{lab}:5557"]  # fmt: skip
+               f"{RELEASE}-locust-master.{lab}:5557", f"kps-alertmanager.{lab}:9093"]  # fmt: skip
     kubectl("-n", "stranger", "run", "probe", f"--image=localhost:32000/readmit-api@{digest}",
             "--restart=Never", "--command", "--", "python", "-c", CONNECT, *targets)  # fmt: skip
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from chart_tools import HELM, standalone
+from chart_tools import HELM, dashboard_queries, standalone
 from conftest import require, shows_a_risk
 from servers import API_BIN, free_port, stop, wait_http
 
@@ -183,20 +183,6 @@ def test_the_readmes_curl_examples_work(stack: Stack) -> None:
             assert f'"{key}":' in out, (command, key)
 
 
-def dashboard_queries() -> list[tuple[str, str, str]]:
-    """(dashboard, panel, PromQL) for every target of every panel, variables substituted."""
-    found = []
-    for path in sorted((ROOT / "dashboards").glob("*.json")):
-        d = json.loads(path.read_text())
-        for panel in d["panels"]:
-            for target in panel["targets"]:
-                expr = (target["expr"].replace("$__rate_interval", RATE_INTERVAL)
-                        .replace("$job", "readmit-api"))  # fmt: skip
-                assert "$" not in expr, (path.name, panel["title"], expr)
-                found.append((d["title"], panel["title"], expr))
-    return found
-
-
 def test_every_dashboard_query_returns_data_under_real_load(stack: Stack) -> None:
     loadtest_port = stack.port("LOADTEST_METRICS_PORT")
     load = subprocess.Popen(
@@ -214,7 +200,7 @@ def test_every_dashboard_query_returns_data_under_real_load(stack: Stack) -> Non
                             params={"match[]": "readmit_http_requests_total"})  # fmt: skip
         assert jobs.json()["data"] == ["readmit-api"]
         report, empty = [], []
-        for dashboard, panel, expr in dashboard_queries():
+        for dashboard, panel, expr in dashboard_queries(RATE_INTERVAL):
             result = stack.query(expr)
             report.append(f"{len(result):3d} series  {dashboard} / {panel}: {expr}")
             # no series, or only NaN (e.g. a quantile of nothing), shows an empty panel

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the pinned Kubernetes control plane and node (kubelet, kube-proxy, CoreDNS, pause) and
-# its NetworkPolicy enforcer (kube-network-policies) from the Go module proxy, and fetch the
-# monitoring CRDs; skip what is already built. Cold: ~15 min on 2 cores; warm: 0 s.
+# its NetworkPolicy enforcer (kube-network-policies) from the Go module proxy; skip what is
+# already built. Cold: ~15 min on 2 cores; warm: 0 s. (The monitoring stack: build-monitoring.sh.)
 #   scripts/cluster/build-tools.sh
 # Built once per user and version, in READMIT_TOOLS_CACHE (~/.cache/readmit/tools): a fresh clone
 # links .tools/k8s-$K8S_VERSION there and builds nothing again. Every build shares Go's one build
@@ -14,7 +14,6 @@ cd "$(dirname "$0")/../.."
 K8S_VERSION=${K8S_VERSION:-v1.35.4}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.14.7}
 NETWORK_POLICIES_VERSION=${NETWORK_POLICIES_VERSION:-v0.8.0}
-PROMETHEUS_OPERATOR_VERSION=v0.93.1
 cache=${READMIT_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/readmit/tools}
 # one directory for this set of versions; the clone's .tools/ links to it
 home=$cache/k8s-$K8S_VERSION-coredns-$COREDNS_VERSION-knp-$NETWORK_POLICIES_VERSION
@@ -73,16 +72,4 @@ if [[ ! -x $bin/pause ]]; then
         "$(module_dir "k8s.io/kubernetes@$K8S_VERSION")/build/pause/linux/pause.c"
 fi
 
-# The monitoring CRDs of kube-prometheus-stack 88.5.3: the Prometheus operator release it ships
-# (appVersion v0.93.1) has them in its module.
-crds=$cache/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION
-if [[ ! -f $crds/.done ]]; then
-    dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
-    rm -rf "$crds" && mkdir -p "$crds"
-    cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_*.yaml "$crds/"
-    touch "$crds/.done"
-fi
-[[ -L .tools/prometheus-operator-crds || ! -e .tools/prometheus-operator-crds ]] ||
-    rm -rf .tools/prometheus-operator-crds
-ln -sfn "$crds" .tools/prometheus-operator-crds
 echo "kubernetes $K8S_VERSION tools in $bin"
