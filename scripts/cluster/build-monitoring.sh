@@ -2,9 +2,10 @@
 # Build kube-prometheus-stack 88.5.3's components from the Go module proxy, for the e2e tier's
 # node (its images are on quay.io and registry.k8s.io, which this kind of machine cannot reach):
 # prometheus-operator and its config reloader, kube-state-metrics, Prometheus and Alertmanager,
-# each at the version the chart pins, static for FROM scratch images. Cold: ~20 min on 2 cores;
-# warm: 0 s. With --push, also an image of each, pushed to the e2e node's registry under the names
-# values/e2e.yaml gives the chart (REGISTRY/kps/<component>:<version>; ~30 s):
+# each at the version the chart pins, static for FROM scratch images. Cold: 404 s alone on 2
+# cores with an empty Go build cache (about 20 min beside other builds); warm: 0 s. With --push,
+# also an image of each, pushed to the e2e node's registry under the names values/e2e.yaml gives
+# the chart (REGISTRY/kps/<component>:<version>):
 #   scripts/cluster/build-monitoring.sh [--push REGISTRY]
 # Test infrastructure only: a MicroK8s user pulls the upstream images. Built once per user and
 # version set in READMIT_TOOLS_CACHE; .tools/kps links there. Go's one build and module cache
@@ -43,7 +44,7 @@ module_copy() {
 # lacks the two nested modules its go.mod replaces by directories, so their published versions
 # are required instead.
 if [[ ! -x $bin/operator || ! -x $bin/prometheus-config-reloader ]]; then
-    echo "building prometheus-operator $OPERATOR_VERSION (~10 min cold)" >&2
+    echo "building prometheus-operator $OPERATOR_VERSION" >&2
     src=$(module_copy "github.com/prometheus-operator/prometheus-operator@$OPERATOR_VERSION")
     (
         cd "$src"
@@ -61,7 +62,7 @@ fi
 # kube-state-metrics: `go install …@version` is refused (the proxy's version list), so it is
 # built inside its downloaded module.
 if [[ ! -x $bin/kube-state-metrics ]]; then
-    echo "building kube-state-metrics $KSM_VERSION (~5 min cold)" >&2
+    echo "building kube-state-metrics $KSM_VERSION" >&2
     (cd "$(module_dir "k8s.io/kube-state-metrics/v2@$KSM_VERSION")" &&
         go build -trimpath -ldflags "-s -w" -o "$bin/kube-state-metrics" .)
 fi
@@ -69,7 +70,7 @@ fi
 # Prometheus: only Kubernetes service discovery (what the operator configures); no web UI (its assets are built by npm): the HTTP API is whole.
 # Debian's prometheus cannot stand in: it is built without Kubernetes discovery.
 if [[ ! -x $bin/prometheus ]]; then
-    echo "building Prometheus $PROMETHEUS_VERSION (~7 min cold)" >&2
+    echo "building Prometheus $PROMETHEUS_VERSION" >&2
     src=$(module_copy "github.com/prometheus/prometheus@$PROMETHEUS_MODULE")
     v=github.com/prometheus/common/version
     (cd "$src" && GOFLAGS=-mod=mod go build -trimpath -tags remove_all_sd,enable_kubernetes_sd \
@@ -80,7 +81,7 @@ fi
 # Alertmanager embeds its npm-built UI (ui/app/dist), which the module zip lacks: an empty page
 # stands in; its API (what Prometheus and the tests use) is whole.
 if [[ ! -x $bin/alertmanager ]]; then
-    echo "building Alertmanager $ALERTMANAGER_VERSION (~3 min cold)" >&2
+    echo "building Alertmanager $ALERTMANAGER_VERSION" >&2
     src=$(module_copy "github.com/prometheus/alertmanager@$ALERTMANAGER_VERSION")
     mkdir -p "$src/ui/app/dist"
     echo '<!doctype html><title>Alertmanager</title><p>API only.' > "$src/ui/app/dist/index.html"
