@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -81,3 +82,24 @@ def dashboard_queries(rate_interval: str) -> list[tuple[str, str, str]]:
                 assert "$" not in expr, (path.name, panel["title"], expr)
                 found.append((d["title"], panel["title"], expr))
     return found
+
+
+def dashboard_query_report(query: Callable[[str], list[dict[str, Any]]], rate_interval: str
+                           ) -> tuple[list[str], list[tuple[str, str, str]]]:  # fmt: skip
+    """Every dashboard query asked of a Prometheus (``query`` returns its instant vector): a line
+    per query with its series count, and those that show an empty panel (no series, or only NaN,
+    e.g. a quantile of nothing)."""
+    report, empty = [], []
+    for dashboard, panel, expr in dashboard_queries(rate_interval):
+        result = query(expr)
+        report.append(f"{len(result):3d} series  {dashboard} / {panel}: {expr}")
+        if not [r for r in result if r["value"][1] != "NaN"]:
+            empty.append((dashboard, panel, expr))
+    return report, empty
+
+
+def container_env(docs: list[dict], deployment: str, container: str) -> dict[str, str | None]:
+    """A rendered Deployment's container's environment, by name."""
+    (d,) = (d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == deployment)
+    (c,) = (c for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == container)
+    return {e["name"]: e.get("value") for e in c.get("env", [])}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_tools import HELM, KUBE_VERSIONS, render, run
+from chart_tools import HELM, KUBE_VERSIONS, container_env, render, run
 from conftest import KPS_CHART, ROOT, copy_chart
 
 
@@ -42,12 +42,6 @@ def test_grafanas_sidecars_read_configmaps_of_the_release_namespace_only(real_ch
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
         assert "NAMESPACE" not in env, c["name"]  # its own namespace, the release's
         assert env["RESOURCE"] == "configmap", c["name"]
-
-
-def container_env(docs: list[dict], deployment: str, container: str) -> dict[str, str | None]:
-    (d,) = (d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == deployment)
-    (c,) = (c for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == container)
-    return {e["name"]: e.get("value") for e in c.get("env", [])}
 
 
 def dashboard_configmaps(docs: list[dict]) -> list[dict]:

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from chart_tools import dashboard_queries, render
+from chart_tools import container_env, dashboard_query_report, render
 from conftest import ROOT, UI_USER, copy_chart, dex_sign_in, open_page, require, shows_a_risk
 from kube import (
     CLUSTER,
@@ -320,6 +320,17 @@ def query(expr: str) -> list[dict[str, Any]]:
     return prom("query", query=expr)["result"]
 
 
+def example_encounter() -> dict[str, Any]:
+    return json.loads((ROOT / "scripts/example-encounter.json").read_text())
+
+
+def api_post(lab: str, path: str, body: dict[str, Any]) -> requests.Response:
+    """A request to the api's NodePort with the operator's key, as a user sends it."""
+    key = secret_value(lab, f"{RELEASE}-api-keys", "operator")
+    return requests.post(NODE_PORT.format(port=30080) + path, json=body, timeout=60,
+                         headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+
+
 def targets(pool: str) -> list[dict[str, Any]]:
     return [
         t
@@ -426,16 +437,13 @@ def test_every_dashboard_query_answers_in_the_cluster_after_real_traffic(
     )
     scrape = yaml.safe_load(source["data"]["datasource.yaml"])["datasources"][0]["jsonData"]
     rate_interval = f"{4 * int(scrape['timeInterval'].removesuffix('s'))}s"
-    key = secret_value(lab, f"{RELEASE}-api-keys", "operator")
-    encounter = json.loads((ROOT / "scripts/example-encounter.json").read_text())
-    url = NODE_PORT.format(port=30080)
-    headers = {"Authorization": f"Bearer {key}"}
+    encounter = example_encounter()
     for path, body in (
         ("/predict", encounter),
         ("/predict/batch", {"encounters": [encounter] * 5}),
         ("/predict?explain=true", encounter),
     ):
-        assert requests.post(url + path, json=body, headers=headers, timeout=10).ok, path
+        assert api_post(lab, path, body).ok, path
     web = NODE_PORT.format(port=30009)
     operator = locust_login(lab)
     started = operator.post(
@@ -452,12 +460,7 @@ def test_every_dashboard_query_answers_in_the_cluster_after_real_traffic(
         time.sleep(35)  # scrapes enough for the rates
         jobs = prom("label/job/values", **{"match[]": "readmit_http_requests_total"})
         assert jobs == [f"{RELEASE}-api"]  # what the dashboards' job variable lists
-        report, empty = [], []
-        for dashboard, panel, expr in dashboard_queries(rate_interval):
-            result = query(expr)
-            report.append(f"{len(result):3d} series  {dashboard} / {panel}: {expr}")
-            if not [r for r in result if r["value"][1] != "NaN"]:
-                empty.append((dashboard, panel, expr))
+        report, empty = dashboard_query_report(query, rate_interval)
     finally:
         operator.get(f"{web}/stop", timeout=10)
     (ARTIFACTS / "dashboard-queries-node.txt").write_text("\n".join(report) + "\n")
@@ -486,17 +489,7 @@ def test_the_dashboards_configmaps_in_the_cluster_are_what_the_bundled_sidecar_s
 ) -> None:
     """Grafana cannot run here: its sidecar's settings, as the real chart renders them for the lab
     (Grafana on), against the ConfigMaps the release made in the cluster."""
-    (grafana,) = (
-        d
-        for d in render(chart, "lab")
-        if d["kind"] == "Deployment" and d["metadata"]["name"] == f"{RELEASE}-grafana"
-    )
-    (sidecar,) = (
-        c
-        for c in grafana["spec"]["template"]["spec"]["containers"]
-        if c["name"] == "grafana-sc-dashboard"
-    )
-    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    env = container_env(render(chart, "lab"), f"{RELEASE}-grafana", "grafana-sc-dashboard")
     assert "NAMESPACE" not in env  # it watches its own: the release's
     selected = json.loads(
         kubectl(
@@ -597,17 +590,9 @@ def test_a_shifted_input_fires_readmit_input_drift(lab: str, alertmanager: str) 
     """The api's window (new since the last test's restart) filled with one kind of encounter:
     an input's population stability index leaves the served model's baseline, and
     ReadmitInputDrift (e2e values: 200 encounters, `for: 30s`) fires into Alertmanager."""
-    key = secret_value(lab, f"{RELEASE}-api-keys", "operator")
-    encounter = json.loads((ROOT / "scripts/example-encounter.json").read_text())
-    shifted = {**encounter, "number_inpatient": 12}  # the drift input prior_inpatient: 3+
-    url = NODE_PORT.format(port=30080) + "/predict/batch"
+    shifted = {**example_encounter(), "number_inpatient": 12}  # the drift input prior_inpatient: 3+
     start = time.monotonic()
-    answer = requests.post(
-        url,
-        json={"encounters": [shifted] * 300},
-        timeout=60,
-        headers={"Authorization": f"Bearer {key}"},
-    )
+    answer = api_post(lab, "/predict/batch", {"encounters": [shifted] * 300})
     assert answer.status_code == 200, answer.text
     wait_until(
         lambda: alert_state("ReadmitInputDrift") == "firing",

@@ -26,6 +26,8 @@ mkdir -p "$bin" .tools
 [[ -L .tools/kps || ! -e .tools/kps ]] || rm -rf .tools/kps
 ln -sfn "$home" .tools/kps
 export CGO_ENABLED=0 GOWORK=off
+# where each binary's --version finds its version (the build stamps it; a module build has none)
+version=github.com/prometheus/common/version
 
 module_dir() {
     go mod download -json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'
@@ -52,8 +54,8 @@ if [[ ! -x $bin/operator || ! -x $bin/prometheus-config-reloader ]]; then
             m=github.com/prometheus-operator/prometheus-operator/$nested
             go mod edit -dropreplace="$m" -require="$m@$OPERATOR_VERSION"
         done
-        v=github.com/prometheus/common/version
-        GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w -X $v.Version=${OPERATOR_VERSION#v}" \
+        GOFLAGS=-mod=mod go build -trimpath \
+            -ldflags "-s -w -X $version.Version=${OPERATOR_VERSION#v}" \
             -o "$bin/" ./cmd/operator ./cmd/prometheus-config-reloader
     )
     rm -rf "$src"
@@ -67,14 +69,15 @@ if [[ ! -x $bin/kube-state-metrics ]]; then
         go build -trimpath -ldflags "-s -w" -o "$bin/kube-state-metrics" .)
 fi
 
-# Prometheus: only Kubernetes service discovery (what the operator configures); no web UI (its assets are built by npm): the HTTP API is whole.
-# Debian's prometheus cannot stand in: it is built without Kubernetes discovery.
+# Prometheus: only Kubernetes service discovery (what the operator configures); no web UI (its
+# assets are built by npm): the HTTP API is whole. Debian's prometheus cannot stand in: it is
+# built without Kubernetes discovery.
 if [[ ! -x $bin/prometheus ]]; then
     echo "building Prometheus $PROMETHEUS_VERSION" >&2
     src=$(module_copy "github.com/prometheus/prometheus@$PROMETHEUS_MODULE")
-    v=github.com/prometheus/common/version
     (cd "$src" && GOFLAGS=-mod=mod go build -trimpath -tags remove_all_sd,enable_kubernetes_sd \
-        -ldflags "-s -w -X $v.Version=${PROMETHEUS_VERSION#v}" -o "$bin/prometheus" ./cmd/prometheus)
+        -ldflags "-s -w -X $version.Version=${PROMETHEUS_VERSION#v}" \
+        -o "$bin/prometheus" ./cmd/prometheus)
     rm -rf "$src"
 fi
 
@@ -85,9 +88,9 @@ if [[ ! -x $bin/alertmanager ]]; then
     src=$(module_copy "github.com/prometheus/alertmanager@$ALERTMANAGER_VERSION")
     mkdir -p "$src/ui/app/dist"
     echo '<!doctype html><title>Alertmanager</title><p>API only.' > "$src/ui/app/dist/index.html"
-    v=github.com/prometheus/common/version
     (cd "$src" && GOFLAGS=-mod=mod go build -trimpath \
-        -ldflags "-s -w -X $v.Version=${ALERTMANAGER_VERSION#v}" -o "$bin/alertmanager" ./cmd/alertmanager)
+        -ldflags "-s -w -X $version.Version=${ALERTMANAGER_VERSION#v}" \
+        -o "$bin/alertmanager" ./cmd/alertmanager)
     rm -rf "$src"
 fi
 echo "kube-prometheus-stack components in $bin" >&2
