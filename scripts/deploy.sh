@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploy readmit to MicroK8s with one environment's values, then print where everything is.
 #   scripts/deploy.sh lab|production [extra helm args]
-#   DRY_RUN=1 scripts/deploy.sh lab    print the commands only (the README lists exactly these)
+#   DRY_RUN=1 scripts/deploy.sh lab    print the commands only (docs/deploy.md lists exactly these)
 # Build and push the images first (scripts/build-images.sh): the digests it records in
 # values/images.generated.yaml (IMAGES_VALUES) are passed on, so the pods run exactly those
 # images; without them it stops (READMIT_IMAGE_TAGS=1: deploy by tag).
@@ -39,10 +39,15 @@ if [[ -n $microk8s ]]; then
     run "$microk8s" enable "${addons[@]}"
 fi
 
+# Whether the values file turns a top-level section on (`SECTION:` then `  enabled: true`).
+enables() {
+    awk -v section="^$1:" '$0 ~ section {s = 1; next} /^[^ #]/ {s = 0}
+                           s && /^  enabled: *true/ {print "yes"}' "$values"
+}
+
 # Without the bundled kube-prometheus-stack, the ServiceMonitor and PrometheusRule need the
 # Prometheus operator's CRDs in the cluster: say so now rather than fail deep inside Helm.
-bundled=$(awk '/^kube-prometheus-stack:/ {s = 1; next} /^[^ #]/ {s = 0}
-               s && /^  enabled: *true/ {print "yes"}' "$values")
+bundled=$(enables kube-prometheus-stack)
 if [[ -z $bundled && -z ${DRY_RUN:-} ]]; then
     for crd in servicemonitors prometheusrules; do
         if ! "${kubectl[@]}" get crd "$crd.monitoring.coreos.com" >/dev/null 2>&1; then
@@ -52,6 +57,23 @@ if [[ -z $bundled && -z ${DRY_RUN:-} ]]; then
             exit 1
         fi
     done
+fi
+
+# The metrics adapter serves custom.metrics.k8s.io, which one provider per cluster may serve:
+# another one's (an adapter of the observability stack, another release) is not taken over.
+adapter=$(enables metrics-adapter)
+apiservice=apiservice/v1beta1.custom.metrics.k8s.io
+if [[ -n $adapter && -z ${DRY_RUN:-} ]]; then
+    owner=$("${kubectl[@]}" get "$apiservice" -o \
+        jsonpath='{.metadata.annotations.meta\.helm\.sh/release-namespace}/{.metadata.annotations.meta\.helm\.sh/release-name}' \
+        2>/dev/null || true)
+    [[ $owner != / ]] || owner="not by a Helm release"
+    if [[ -n $owner && $owner != "$namespace/$release" ]]; then
+        echo "custom.metrics.k8s.io is already served in this cluster ($owner): set" \
+            "metrics-adapter.enabled=false and give that adapter the rules of" \
+            "charts/metrics-adapter/templates/configmap.yaml (docs/scaling.md)" >&2
+        exit 1
+    fi
 fi
 
 # By digest: a tag can be pushed again (build-images.sh does, under the appVersion), a digest
@@ -73,6 +95,12 @@ run "${helm[@]}" upgrade --install "$release" . --namespace "$namespace" --creat
     --values "$values" "${images[@]}" --wait --timeout 15m "$@"
 
 [[ -z ${DRY_RUN:-} ]] || exit 0
+# The api's HPA reads its load through the adapter: say now if the API server cannot reach it.
+if [[ -n $adapter ]] && ! "${kubectl[@]}" wait --for=condition=Available "$apiservice" --timeout=2m; then
+    echo "the metrics adapter's API is not available: the api's HPA cannot read its load" \
+        "($("${kubectl[@]}" get "$apiservice" -o jsonpath='{.status.conditions[0].message}'))" >&2
+    exit 1
+fi
 node=$("${kubectl[@]}" get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
 echo
 echo "readmit ($env) is up on $node:"

@@ -25,14 +25,17 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from readmit_core import settings
+from readmit_trainer.registry_server import local_command
+
 ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("READMIT_STATE_DIR", ROOT / ".local")).resolve()
 RUN, LOGS, PROM = STATE / "run", STATE / "logs", STATE / "prometheus"
 BIN = Path(sys.executable).parent
 API_BIN = ROOT / ".venv-api" / "bin"
 HELM = ROOT / ".tools" / "bin" / "helm"
-MODEL_NAME = os.environ.get("READMIT_MODEL_NAME", "diabetes-readmission")
-MODEL_ALIAS = os.environ.get("READMIT_MODEL_ALIAS", "production")
+MODEL_NAME = os.environ.get("READMIT_MODEL_NAME", settings.MODEL_NAME)
+MODEL_ALIAS = os.environ.get("READMIT_MODEL_ALIAS", settings.MODEL_ALIAS)
 # Scrape job names as in the cluster (the Services of release "readmit"), so the chart's alert
 # rules, which select job="readmit-api", work unchanged.
 API_JOB, LOCUST_JOB = "readmit-api", "readmit-locust-master"
@@ -90,42 +93,84 @@ def services() -> list[Service]:
     api = f"http://127.0.0.1:{api_port}"
     return [
         Service(
-            "mlflow", "MLFLOW_PORT", mlflow_port, "/health", 180,
-            (str(BIN / "mlflow"), "server", "--backend-store-uri",
-             f"sqlite:///{store / 'mlflow.db'}", "--artifacts-destination",
-             str(store / "artifacts"), "--serve-artifacts", "--host", "127.0.0.1", "--port",
-             str(mlflow_port), "--workers", "1"),
+            "mlflow",
+            "MLFLOW_PORT",
+            mlflow_port,
+            "/health",
+            180,
+            tuple(
+                local_command(BIN / "mlflow", store / "mlflow.db", store / "artifacts", mlflow_port)
+            ),
             (("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"),),
         ),
         # The api from its own venv: the packages its image has (mlflow-skinny).
         Service(
-            "api", "READMIT_API_PORT", api_port, "/ready", 120,
+            "api",
+            "READMIT_API_PORT",
+            api_port,
+            "/ready",
+            120,
             (str(API_BIN / "readmit-api"), "--host", "127.0.0.1", "--port", str(api_port)),
-            (("MLFLOW_TRACKING_URI", tracking), ("READMIT_MODEL_NAME", MODEL_NAME),
-             ("READMIT_MODEL_ALIAS", MODEL_ALIAS), ("READMIT_METRICS_PORT", str(metrics_port))),
+            (
+                ("MLFLOW_TRACKING_URI", tracking),
+                ("READMIT_MODEL_NAME", MODEL_NAME),
+                ("READMIT_MODEL_ALIAS", MODEL_ALIAS),
+                ("READMIT_METRICS_PORT", str(metrics_port)),
+            ),
         ),
         Service(
-            "ui", "READMIT_UI_PORT", ui_port, "/_stcore/health", 60, (str(BIN / "readmit-ui"),),
-            (("READMIT_API_URL", api), ("READMIT_UI_PORT", str(ui_port)),
-             ("READMIT_UI_ADDRESS", "127.0.0.1"), ("READMIT_UI_AUTH", "password"),
-             ("READMIT_UI_LOGIN_USER", UI_USER),
-             ("READMIT_UI_LOGIN_PASSWORD_HASH_FILE", str(UI_LOGIN_HASH))),
+            "ui",
+            "READMIT_UI_PORT",
+            ui_port,
+            "/_stcore/health",
+            60,
+            (str(BIN / "readmit-ui"),),
+            (
+                ("READMIT_API_URL", api),
+                ("READMIT_UI_PORT", str(ui_port)),
+                ("READMIT_UI_ADDRESS", "127.0.0.1"),
+                ("READMIT_UI_AUTH", "password"),
+                ("READMIT_UI_LOGIN_USER", UI_USER),
+                ("READMIT_UI_LOGIN_PASSWORD_HASH_FILE", str(UI_LOGIN_HASH)),
+            ),
         ),
         # Locust's web UI (master + 2 workers), idle until a run is started there.
         Service(
-            "locust", "LOCUST_WEB_PORT", locust_port, "/", 90,
-            (str(BIN / "readmit-loadtest"), "--web", "--web-port", str(locust_port),
-             "--host", api, "--workers", "2"),
-            (("READMIT_LOCUST_METRICS_ADDR", "127.0.0.1"),
-             ("READMIT_LOCUST_METRICS_PORT", str(exporter_ports()[0]))),
+            "locust",
+            "LOCUST_WEB_PORT",
+            locust_port,
+            "/",
+            90,
+            (
+                str(BIN / "readmit-loadtest"),
+                "--web",
+                "--web-port",
+                str(locust_port),
+                "--host",
+                api,
+                "--workers",
+                "2",
+            ),
+            (
+                ("READMIT_LOCUST_METRICS_ADDR", "127.0.0.1"),
+                ("READMIT_LOCUST_METRICS_PORT", str(exporter_ports()[0])),
+            ),
         ),
         Service(
-            "prometheus", "PROMETHEUS_PORT", prometheus_port, "/-/ready", 60,
-            (shutil.which("prometheus") or "prometheus", f"--config.file={PROM / 'prometheus.yml'}",
-             f"--storage.tsdb.path={PROM / 'data'}", "--storage.tsdb.retention.time=2d",
-             f"--web.listen-address=127.0.0.1:{prometheus_port}"),
+            "prometheus",
+            "PROMETHEUS_PORT",
+            prometheus_port,
+            "/-/ready",
+            60,
+            (
+                shutil.which("prometheus") or "prometheus",
+                f"--config.file={PROM / 'prometheus.yml'}",
+                f"--storage.tsdb.path={PROM / 'data'}",
+                "--storage.tsdb.retention.time=2d",
+                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            ),
         ),
-    ]  # fmt: skip
+    ]
 
 
 def api_metrics_port() -> int:
@@ -135,8 +180,10 @@ def api_metrics_port() -> int:
 
 def exporter_ports() -> tuple[int, int]:
     """The Locust exporters: the stack's master (web UI) and `make loadtest`'s headless master."""
-    return (int(os.environ.get("LOCUST_METRICS_PORT", "9646")),
-            int(os.environ.get("LOADTEST_METRICS_PORT", "9647")))  # fmt: skip
+    return (
+        int(os.environ.get("LOCUST_METRICS_PORT", "9646")),
+        int(os.environ.get("LOADTEST_METRICS_PORT", "9647")),
+    )
 
 
 def alert_rules() -> dict:
@@ -149,11 +196,11 @@ def alert_rules() -> dict:
     # also rewrites a stale Chart.lock; --skip-refresh keeps it offline.
     library = [str(HELM), "dependency", "update", "--skip-refresh", str(ROOT / "charts/api")]
     subprocess.run(library, capture_output=True, text=True, check=True)
+    rules = "--show-only templates/prometheusrule.yaml --set prometheusRule.enabled=true"
+    template = [str(HELM), "template", "readmit", str(ROOT / "charts/api"), *rules.split()]
     rendered = subprocess.run(
-        [str(HELM), "template", "readmit", str(ROOT / "charts/api"), "--kube-version", "1.35.0",
-         "--show-only", "templates/prometheusrule.yaml", "--set", "prometheusRule.enabled=true"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [*template, "--kube-version", "1.35.0"], capture_output=True, text=True, check=True
+    ).stdout
     return yaml.safe_load(rendered)["spec"]
 
 
@@ -166,12 +213,16 @@ def write_prometheus_config(interval: str) -> None:
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(PROM / "rules.yml")],
         "scrape_configs": [
-            {"job_name": API_JOB, "static_configs": [
-                {"targets": [f"127.0.0.1:{api_metrics_port()}"]}]},
-            {"job_name": LOCUST_JOB, "static_configs": [
-                {"targets": [f"127.0.0.1:{p}" for p in exporter_ports()]}]},
+            {
+                "job_name": API_JOB,
+                "static_configs": [{"targets": [f"127.0.0.1:{api_metrics_port()}"]}],
+            },
+            {
+                "job_name": LOCUST_JOB,
+                "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in exporter_ports()]}],
+            },
         ],
-    }  # fmt: skip
+    }
     (PROM / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -203,8 +254,10 @@ def start(svc: Service) -> None:
         print(f"{svc.name}: already running (pid {running})")
     else:
         if port_taken(svc.port):
-            sys.exit(f"{svc.name}: port {svc.port} is taken by another process; free it or set "
-                     f"{svc.port_env} to another port")  # fmt: skip
+            sys.exit(
+                f"{svc.name}: port {svc.port} is taken by another process; free it or set "
+                f"{svc.port_env} to another port"
+            )
         RUN.mkdir(parents=True, exist_ok=True)
         LOGS.mkdir(parents=True, exist_ok=True)
         log = (LOGS / f"{svc.name}.log").open("ab")
@@ -251,16 +304,28 @@ def ensure_model(tracking_uri: str) -> None:
     extra = [*shlex.split(os.environ.get("READMIT_TRAIN_ARGS", "")), *force]
     print(f"model: {MODEL_NAME}@{MODEL_ALIAS}: {why}; training one (~7 min on the full data)")
     subprocess.run(
-        [str(BIN / "readmit-train"), "--tracking-uri", tracking_uri, "--model-name", MODEL_NAME,
-         "--alias", MODEL_ALIAS, *extra],
+        [
+            str(BIN / "readmit-train"),
+            "--tracking-uri",
+            tracking_uri,
+            "--model-name",
+            MODEL_NAME,
+            "--alias",
+            MODEL_ALIAS,
+            *extra,
+        ],
         check=True,
-    )  # fmt: skip
+    )
 
 
 def up() -> None:
     mlflow, *rest = services()
     if shutil.which("prometheus") is None:
         sys.exit("prometheus: not installed; on Debian: sudo apt-get install prometheus")
+    if pid_of(mlflow) is None:  # as the MLflow pod's init container: before the server opens it
+        (STATE / "mlflow").mkdir(parents=True, exist_ok=True)
+        prepare = [str(BIN / "readmit-registry"), "prepare", "--store", str(STATE / "mlflow")]
+        subprocess.run(prepare, check=True)
     start(mlflow)
     ensure_ui_login()
     ensure_model(mlflow.url)  # the api is ready only once there is a model to serve
@@ -274,8 +339,10 @@ def up() -> None:
         f"  api                     {urls['api']}  (docs: {urls['api']}/docs; metrics "
         f":{api_metrics_port()}/metrics)"
     )
-    print(f"  ui (clinicians)         {urls['ui']}  (sign in as {UI_USER}: the password is in "
-          f"{UI_LOGIN})")  # fmt: skip
+    print(
+        f"  ui (clinicians)         {urls['ui']}  (sign in as {UI_USER}: the password is in "
+        f"{UI_LOGIN})"
+    )
     print(f"  Locust web UI           {urls['locust']}  (metrics :{exporter_ports()[0]}/metrics)")
     print(f"  Prometheus              {urls['prometheus']}  (alerts: {urls['prometheus']}/alerts)")
     print(

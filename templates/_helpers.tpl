@@ -34,17 +34,17 @@ to run first. Call with (dict "ctx" $ "chart" "api").
 {{- define "readmit.reachUrl" -}}
 {{- $svc := (index .ctx.Values .chart).service }}
 {{- if eq $svc.type "NodePort" }}http://NODE:{{ $svc.nodePort }}
-{{- else if eq $svc.type "LoadBalancer" }}http://EXTERNAL-IP:{{ include "common.port" .chart }}
-{{- else }}http://localhost:{{ include "common.port" .chart }}
+{{- else if eq $svc.type "LoadBalancer" }}http://EXTERNAL-IP:{{ include "common.services.port" .chart }}
+{{- else }}http://localhost:{{ include "common.services.port" .chart }}
 {{- end }}
 {{- end }}
 
 {{- define "readmit.reach" -}}
 {{- $svc := (index .ctx.Values .chart).service }}
-{{- $name := include "common.nameOf" . }}
+{{- $name := include "common.names.of" . }}
 {{- include "readmit.reachUrl" . }}
 {{- if eq $svc.type "LoadBalancer" }}   (EXTERNAL-IP: kubectl -n {{ .ctx.Release.Namespace }} get svc {{ $name }})
-{{- else if ne $svc.type "NodePort" }}   (after: kubectl -n {{ .ctx.Release.Namespace }} port-forward svc/{{ $name }} {{ include "common.port" .chart }})
+{{- else if ne $svc.type "NodePort" }}   (after: kubectl -n {{ .ctx.Release.Namespace }} port-forward svc/{{ $name }} {{ include "common.services.port" .chart }})
 {{- end }}
 {{- end }}
 

@@ -29,11 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from readmit_trainer.registry_server import local_command
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DEV_BIN = ROOT / ".venv" / "bin"
 API_BIN = ROOT / ".venv-api" / "bin"
 MODEL = "diabetes-readmission"
+# the registry's model as MLflow serves it, one worker ("{port}": each server's own)
+MLFLOW_SERVE = "models serve --env-manager local -w 1 -h 127.0.0.1 -p {port}"
 # The peer, in a venv of the benchmark's own (kept per user and version, like the built tools).
 # MLServer 1.7.1's default parallel_workers: 1 crashes with uvloop 0.23; 0 is also its fastest.
 MLSERVER = ("mlserver==1.7.1", "mlserver-lightgbm==1.7.1", "uvloop==0.21.0")
@@ -48,8 +52,9 @@ def free_port() -> int:
 
 
 def http(method: str, url: str, body: bytes | None = None, timeout: float = 60) -> bytes:
-    req = urllib.request.Request(url, data=body, method=method,
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    req = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.read()
 
@@ -109,9 +114,12 @@ class Server:
         cmd = [c.replace("{port}", str(self.port)) for c in self.command]
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            cmd, stdout=(logs / f"{self.name}.log").open("wb"), stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env}, start_new_session=True,
-        )  # fmt: skip
+            cmd,
+            stdout=(logs / f"{self.name}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
         wait_ok(self.url + self.health_path, 180)
         self.health_s = time.monotonic() - started
         wait_ok(self.url + self.ready_path, 180)
@@ -127,15 +135,31 @@ class Server:
 
 def wrk(server: Server, connections: int, seconds: int) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-         "-s", str(HERE / "post_bodies.lua"), server.url + server.path, "--",
-         str(server.body_file)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(HERE / "post_bodies.lua"),
+            server.url + server.path,
+            "--",
+            str(server.body_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"rps": r["requests"] / (r["duration_us"] / 1e6), "p50_ms": r["p50_us"] / 1000,
-            "p99_ms": r["p99_us"] / 1000, "errors": r["socket_errors"] + r["non_2xx"],
-            "requests": r["requests"]}  # fmt: skip
+    return {
+        "rps": r["requests"] / (r["duration_us"] / 1e6),
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "errors": r["socket_errors"] + r["non_2xx"],
+        "requests": r["requests"],
+    }
 
 
 def batch_latency(url: str, body: bytes, repeats: int = 20) -> tuple[float, float]:
@@ -154,9 +178,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--concurrency", default="1,8,64")
     parser.add_argument("--sample", type=int, default=None, help="train on a subsample (quicker)")
-    parser.add_argument("--tracking-uri", default=None,
-                        help=f"serve {MODEL}@production from this registry instead of training "
-                        "one (e.g. the local stack's, after make train)")  # fmt: skip
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help=f"serve {MODEL}@production from this registry instead of training "
+        "one (e.g. the local stack's, after make train)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -170,12 +197,11 @@ def main() -> None:
         registry_url = f"http://127.0.0.1:{registry_port}"
         store = args.tracking_uri or f"sqlite:///{tmp / 'mlflow.db'}"
         registry = subprocess.Popen(
-            [str(DEV_BIN / "mlflow"), "server", "--backend-store-uri", store,
-             "--artifacts-destination", str(tmp / "artifacts"),
-             "--host", "127.0.0.1", "--port", str(registry_port), "--workers", "1"],
-            stdout=(tmp / "registry.log").open("wb"), stderr=subprocess.STDOUT,
+            local_command(DEV_BIN / "mlflow", store, tmp / "artifacts", registry_port),
+            stdout=(tmp / "registry.log").open("wb"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         servers: list[Server] = []
         try:
             wait_ok(f"{registry_url}/health", 180)
@@ -239,14 +265,17 @@ def in_process() -> list[str]:
     lines = ["| scorer, in-process | one row ms | 1,000 rows ms |", "|---|---:|---:|"]
     for part in getattr(model.scorer, "parts", [model.scorer]):
         for name, fn in (("compiled", part.trees.raw), ("NumPy", part.trees.raw_numpy)):
-            lines.append(f"| {part.kind}, {name} | {timed(fn, x[:1], 500):.3f} | "
-                         f"{timed(fn, x, 10):.1f} |")  # fmt: skip
+            lines.append(
+                f"| {part.kind}, {name} | {timed(fn, x[:1], 500):.3f} | {timed(fn, x, 10):.1f} |"
+            )
     pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL}@production")
     one = frame[[f.name for f in FIELDS]].iloc[:1].copy()
     inner = pyfunc.unwrap_python_model()
-    lines.append(f"\nThe pyfunc, one row: `predict` {timed(pyfunc.predict, one, 50):.2f} ms with "
-                 f"MLflow's schema check, {timed(lambda f: inner.predict(None, f), one, 50):.2f} "
-                 "ms the model's own.")  # fmt: skip
+    lines.append(
+        f"\nThe pyfunc, one row: `predict` {timed(pyfunc.predict, one, 50):.2f} ms with "
+        f"MLflow's schema check, {timed(lambda f: inner.predict(None, f), one, 50):.2f} "
+        "ms the model's own."
+    )
     return lines
 
 
@@ -256,8 +285,9 @@ def mlserver_venv() -> None:
         return
     print(f"installing {' '.join(MLSERVER)} into {MLSERVER_VENV} ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(MLSERVER_VENV)], check=True)
-    subprocess.run([str(MLSERVER_VENV / "bin" / "pip"), "install", "--quiet", *MLSERVER],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [str(MLSERVER_VENV / "bin" / "pip"), "install", "--quiet", *MLSERVER], check=True
+    )
     (MLSERVER_VENV / ".installed").touch()
 
 
@@ -270,17 +300,28 @@ def oip_body(records: list[dict[str, Any]]) -> dict[str, Any]:
     from readmit_api.oip import INPUTS
 
     names = [n for n in INPUTS if any(r.get(n) is not None for r in records)]
-    return {"inputs": [{"name": n, "datatype": INPUTS[n], "shape": [len(records)],
-                        "data": ["" if r.get(n) is None else r[n] for r in records]}
-                       for n in names]}  # fmt: skip
+    return {
+        "inputs": [
+            {
+                "name": n,
+                "datatype": INPUTS[n],
+                "shape": [len(records)],
+                "data": ["" if r.get(n) is None else r[n] for r in records],
+            }
+            for n in names
+        ]
+    }
 
 
 def mlserver_body(features: Any) -> dict[str, Any]:
     """V2 infer of already-encoded rows; MLServer's JSON takes null, not NaN, for a missing
     value."""
     data = [None if v != v else v for v in features.ravel().tolist()]
-    return {"inputs": [{"name": "features", "datatype": "FP64", "shape": list(features.shape),
-                        "data": data}]}  # fmt: skip
+    return {
+        "inputs": [
+            {"name": "features", "datatype": "FP64", "shape": list(features.shape), "data": data}
+        ]
+    }
 
 
 def prepare_servers(tmp: Path, registry_url: str) -> list[Server]:
@@ -300,9 +341,15 @@ def prepare_servers(tmp: Path, registry_url: str) -> list[Server]:
     peer = tmp / "mlserver"
     peer.mkdir()
     (peer / "model.txt").write_text(part.model_text)
-    (peer / "model-settings.json").write_text(json.dumps({
-        "name": "lightgbm-part", "implementation": "mlserver_lightgbm.LightGBMModel",
-        "parameters": {"uri": "./model.txt", "version": "1"}}))  # fmt: skip
+    (peer / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "lightgbm-part",
+                "implementation": "mlserver_lightgbm.LightGBMModel",
+                "parameters": {"uri": "./model.txt", "version": "1"},
+            }
+        )
+    )
     features = model.encode_records(records)
     batch = records[:1000]
     (tmp / "batches").mkdir()
@@ -318,39 +365,89 @@ def prepare_servers(tmp: Path, registry_url: str) -> list[Server]:
         files[name].write_text(json.dumps(body))
     registry = {"MLFLOW_TRACKING_URI": registry_url}
     mls_port = free_port()
-    (peer / "settings.json").write_text(json.dumps({
-        "parallel_workers": 0, "host": "127.0.0.1", "http_port": mls_port,
-        "grpc_port": free_port(), "metrics_port": free_port(), "debug": False}))  # fmt: skip
-    ours = Server("readmit-api", [str(API_BIN / "readmit-api"), "--host", "127.0.0.1", "--port",
-                  "{port}"], "/ready", "/predict", write_lines(tmp / "ours.jsonl", records),
-                  {**registry, "READMIT_RELOAD_INTERVAL_S": "0",
-                   "READMIT_METRICS_PORT": str(METRICS_PORT)})  # fmt: skip
+    (peer / "settings.json").write_text(
+        json.dumps(
+            {
+                "parallel_workers": 0,
+                "host": "127.0.0.1",
+                "http_port": mls_port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+                "debug": False,
+            }
+        )
+    )
+    ours = Server(
+        "readmit-api",
+        [str(API_BIN / "readmit-api"), "--host", "127.0.0.1", "--port", "{port}"],
+        "/ready",
+        "/predict",
+        write_lines(tmp / "ours.jsonl", records),
+        {**registry, "READMIT_RELOAD_INTERVAL_S": "0", "READMIT_METRICS_PORT": str(METRICS_PORT)},
+    )
     servers = [
         ours,
-        dataclasses.replace(ours, name="readmit-api OIP", path=batches["readmit-api OIP"][0],
-                            body_file=write_lines(tmp / "oip.jsonl",
-                                                  [oip_body([r]) for r in records]),
-                            route_of=ours.name, results={}),
-        dataclasses.replace(ours, name="readmit-api /invocations", path="/invocations",
-                            body_file=write_lines(tmp / "invocations.jsonl",
-                                            [{"dataframe_records": [r]} for r in records]),
-                            route_of=ours.name, results={}),
-        Server("mlserver-lightgbm", [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(peer)],
-               "/v2/health/ready", batches["mlserver-lightgbm"][0],
-               write_lines(tmp / "mlserver.jsonl", [mlserver_body(features[i : i + 1])
-                                              for i in range(len(records))]),
-               health_path="/v2/health/live", port=mls_port),
-        Server("mlflow-serve", [str(DEV_BIN / "mlflow"), "models", "serve", "-m",
-               f"models:/{MODEL}@production", "--env-manager", "local", "-w", "1",
-               "-h", "127.0.0.1", "-p", "{port}"], "/health", "/invocations",
-               write_lines(tmp / "mlflow.jsonl", [{"dataframe_records": [r]} for r in records]),
-               # it execs `uvicorn` by name
-               {**registry, "PATH": f"{DEV_BIN}:{os.environ['PATH']}"}),
-        Server("fastapi-trivial", [str(API_BIN / "python"), "-m", "uvicorn", "--app-dir",
-               str(HERE), "trivial_app:app", "--host", "127.0.0.1", "--port", "{port}",
-               "--log-level", "warning", "--no-access-log"], "/health", "/ping",
-               write_lines(tmp / "trivial.jsonl", records)),
-    ]  # fmt: skip
+        dataclasses.replace(
+            ours,
+            name="readmit-api OIP",
+            path=batches["readmit-api OIP"][0],
+            body_file=write_lines(tmp / "oip.jsonl", [oip_body([r]) for r in records]),
+            route_of=ours.name,
+            results={},
+        ),
+        dataclasses.replace(
+            ours,
+            name="readmit-api /invocations",
+            path="/invocations",
+            body_file=write_lines(
+                tmp / "invocations.jsonl", [{"dataframe_records": [r]} for r in records]
+            ),
+            route_of=ours.name,
+            results={},
+        ),
+        Server(
+            "mlserver-lightgbm",
+            [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(peer)],
+            "/v2/health/ready",
+            batches["mlserver-lightgbm"][0],
+            write_lines(
+                tmp / "mlserver.jsonl",
+                [mlserver_body(features[i : i + 1]) for i in range(len(records))],
+            ),
+            health_path="/v2/health/live",
+            port=mls_port,
+        ),
+        Server(
+            "mlflow-serve",
+            [str(DEV_BIN / "mlflow"), *MLFLOW_SERVE.split(), "-m", f"models:/{MODEL}@production"],
+            "/health",
+            "/invocations",
+            write_lines(tmp / "mlflow.jsonl", [{"dataframe_records": [r]} for r in records]),
+            # it execs `uvicorn` by name
+            {**registry, "PATH": f"{DEV_BIN}:{os.environ['PATH']}"},
+        ),
+        Server(
+            "fastapi-trivial",
+            [
+                str(API_BIN / "python"),
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(HERE),
+                "trivial_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            "/health",
+            "/ping",
+            write_lines(tmp / "trivial.jsonl", records),
+        ),
+    ]
     for s in servers:
         s.batch = (batches[s.name][0], files[s.name]) if s.name in batches else None
     return servers
@@ -366,34 +463,51 @@ def explain_cost(ours: Server, seconds: int) -> tuple[float, float, list[float]]
     the medians, and each round's difference."""
     explained = dataclasses.replace(ours, path="/predict?explain=true")
     step = max(1, seconds // EXPLAIN_ROUNDS)  # the same 2 x seconds in all
-    pairs = [(wrk(ours, 1, step)["p50_ms"], wrk(explained, 1, step)["p50_ms"])
-             for _ in range(EXPLAIN_ROUNDS)]  # fmt: skip
+    pairs = [
+        (wrk(ours, 1, step)["p50_ms"], wrk(explained, 1, step)["p50_ms"])
+        for _ in range(EXPLAIN_ROUNDS)
+    ]
     plain, with_explain = (statistics.median(p) for p in zip(*pairs, strict=True))
     return plain, with_explain, [b - a for a, b in pairs]
 
 
 def measure_batches(servers: list[Server]) -> dict[str, tuple[float, float]]:
     """The 1,000-record batch's p50 and max, server after server (each alone on the machine)."""
-    return {s.name: batch_latency(s.url + s.batch[0], s.batch[1].read_bytes())
-            for s in servers if s.batch}  # fmt: skip
+    return {
+        s.name: batch_latency(s.url + s.batch[0], s.batch[1].read_bytes())
+        for s in servers
+        if s.batch
+    }
 
 
 def model_calls(ours: Server) -> float:
     """Mean encounters per model call over the whole run (micro-batching at work)."""
     text = http("GET", f"http://127.0.0.1:{METRICS_PORT}/metrics").decode()
-    values = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines()
-              if ln.startswith("readmit_batch_size_")}  # fmt: skip
+    values = {
+        ln.split()[0]: float(ln.split()[1])
+        for ln in text.splitlines()
+        if ln.startswith("readmit_batch_size_")
+    }
     return values["readmit_batch_size_sum"] / max(values["readmit_batch_size_count"], 1)
 
 
-def report(servers: list[Server], levels: list[int], rss: dict[str, float],
-           batches: dict[str, tuple[float, float]], rows_per_call: float,
-           explain: tuple[float, float, list[float]], costs: list[str]) -> None:  # fmt: skip
+def report(
+    servers: list[Server],
+    levels: list[int],
+    rss: dict[str, float],
+    batches: dict[str, tuple[float, float]],
+    rows_per_call: float,
+    explain: tuple[float, float, list[float]],
+    costs: list[str],
+) -> None:
     by = {s.name: s for s in servers}
     process = {s.name: by[s.route_of] if s.route_of else s for s in servers}
-    lines = ["| server (req/s) | " + " | ".join(f"c={c}" for c in levels)
-             + " | 1,000-record batch p50 ms | ready s |",
-             "|---|" + "---:|" * (len(levels) + 2)]  # fmt: skip
+    lines = [
+        "| server (req/s) | "
+        + " | ".join(f"c={c}" for c in levels)
+        + " | 1,000-record batch p50 ms | ready s |",
+        "|---|" + "---:|" * (len(levels) + 2),
+    ]
     for s in servers:
         b = batches.get(s.name)
         lines.append(
@@ -401,49 +515,86 @@ def report(servers: list[Server], levels: list[int], rss: dict[str, float],
             + " | ".join(f"{s.results[c]['rps']:.0f}" for c in levels)
             + f" | {f'{b[0]:.1f}' if b else '-'} | {process[s.name].ready_s:.1f} |"
         )
-    lines += ["", "| server | concurrency | req/s | p50 ms | p99 ms | errors |",
-              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        "| server | concurrency | req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for c in levels:
         for s in servers:
             r = s.results[c]
-            lines.append(f"| {s.name} | {c} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
-                         f"{r['p99_ms']:.2f} | {r['errors']:.0f} |")  # fmt: skip
-    lines += ["", "| server | start-up to health s | to ready s | RSS MiB | "
-              "1,000-record batch p50 / max ms |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+            lines.append(
+                f"| {s.name} | {c} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
+                f"{r['p99_ms']:.2f} | {r['errors']:.0f} |"
+            )
+    lines += [
+        "",
+        "| server | start-up to health s | to ready s | RSS MiB | "
+        "1,000-record batch p50 / max ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for s in servers:
         b = batches.get(s.name)
         batch = f"{b[0]:.1f} / {b[1]:.1f}" if b else "-"
         if not s.route_of:
-            lines.append(f"| {s.name} | {s.health_s:.1f} | {s.ready_s:.1f} | "
-                         f"{rss.get(s.name, 0):.0f} | {batch} |")  # fmt: skip
-    lines.append(f"\nreadmit-api: {rows_per_call:.1f} encounters per model call on average "
-                 "(micro-batching).")  # fmt: skip
+            lines.append(
+                f"| {s.name} | {s.health_s:.1f} | {s.ready_s:.1f} | "
+                f"{rss.get(s.name, 0):.0f} | {batch} |"
+            )
+    lines.append(
+        f"\nreadmit-api: {rows_per_call:.1f} encounters per model call on average (micro-batching)."
+    )
     rounds = ", ".join(f"{d:+.2f}" for d in explain[2])
-    lines.append(f"readmit-api at c=1, p50 (median of {len(explain[2])} interleaved rounds): "
-                 f"{explain[0]:.2f} ms, {explain[1]:.2f} ms with ?explain=true; the rounds' "
-                 f"differences {rounds} ms.")  # fmt: skip
+    lines.append(
+        f"readmit-api at c=1, p50 (median of {len(explain[2])} interleaved rounds): "
+        f"{explain[0]:.2f} ms, {explain[1]:.2f} ms with ?explain=true; the rounds' "
+        f"differences {rounds} ms."
+    )
     lines += ["", *costs]
     ours, peer, trivial = by["readmit-api"], by["mlserver-lightgbm"], by["fastapi-trivial"]
     top, low = max(levels), min(levels)
-    goals = [(f"c={c} req/s >= MLServer LightGBM's", ours.results[c]["rps"],
-              peer.results[c]["rps"], ">=") for c in levels]  # fmt: skip
+    goals = [
+        (
+            f"c={c} req/s >= MLServer LightGBM's",
+            ours.results[c]["rps"],
+            peer.results[c]["rps"],
+            ">=",
+        )
+        for c in levels
+    ]
     goals += [
-        ("1,000-record batch p50 ms <= MLServer LightGBM's", batches[ours.name][0],
-         batches[peer.name][0], "<="),
-        (f"c={top} req/s >= 50 % of the trivial endpoint's", ours.results[top]["rps"],
-         0.5 * trivial.results[top]["rps"], ">="),
+        (
+            "1,000-record batch p50 ms <= MLServer LightGBM's",
+            batches[ours.name][0],
+            batches[peer.name][0],
+            "<=",
+        ),
+        (
+            f"c={top} req/s >= 50 % of the trivial endpoint's",
+            ours.results[top]["rps"],
+            0.5 * trivial.results[top]["rps"],
+            ">=",
+        ),
         (f"c={top} p99 ms <= 100", ours.results[top]["p99_ms"], 100.0, "<="),
         (f"c={low} p50 ms <= 1", ours.results[low]["p50_ms"], 1.0, "<="),
         ("?explain=true adds ms p50 at c=1 <= 0.5", statistics.median(explain[2]), 0.5, "<="),
         ("start-up to /health s <= 1", ours.health_s, 1.0, "<="),
         ("start-up to ready s <= 3", ours.ready_s, 3.0, "<="),
         ("RSS MiB <= 300", rss[ours.name], 300.0, "<="),
-    ]  # fmt: skip
+    ]
     for route in ("readmit-api OIP", "readmit-api /invocations"):
-        goals += [(f"{route} c={c} req/s >= 90 % of /predict's", by[route].results[c]["rps"],
-                   0.9 * ours.results[c]["rps"], ">=") for c in levels]  # fmt: skip
-    errors = sum(r["errors"] for s in servers if process[s.name] is ours
-                 for r in s.results.values())  # fmt: skip
+        goals += [
+            (
+                f"{route} c={c} req/s >= 90 % of /predict's",
+                by[route].results[c]["rps"],
+                0.9 * ours.results[c]["rps"],
+                ">=",
+            )
+            for c in levels
+        ]
+    errors = sum(
+        r["errors"] for s in servers if process[s.name] is ours for r in s.results.values()
+    )
     goals.append(("no errors (readmit-api, every route)", errors, 0.0, "<="))
     lines += ["", "| goal | measured | bound | |", "|---|---:|---:|---|"]
     missed = []

@@ -30,17 +30,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
         out = subprocess.run(
-            [str(BIN / "readmit-train"), "--tracking-uri", f"sqlite:///{tmp}/mlflow.db",
-             "--cv-folds", "5", *sys.argv[1:]],
-            stdout=subprocess.PIPE, text=True, check=True,
-        )  # fmt: skip
+            [
+                str(BIN / "readmit-train"),
+                "--tracking-uri",
+                f"sqlite:///{tmp}/mlflow.db",
+                "--cv-folds",
+                "5",
+                *sys.argv[1:],
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
         seconds = time.monotonic() - started
     result = json.loads(out.stdout.strip().splitlines()[-1])
     cv = result["cv"]
     training = seconds - cv["seconds"]
-    print(f"\nfull-data run {seconds:.0f} s: {cv['folds']}-fold CV {cv['seconds']:.0f} s, "
-          f"training and registering the model {training:.0f} s (<= {MAX_TRAINING_S}); "
-          f"registered {result['algorithm']}, threshold {result['threshold']:.4f}\n")  # fmt: skip
+    print(
+        f"\nfull-data run {seconds:.0f} s: {cv['folds']}-fold CV {cv['seconds']:.0f} s, "
+        f"training and registering the model {training:.0f} s (<= {MAX_TRAINING_S}); "
+        f"registered {result['algorithm']}, threshold {result['threshold']:.4f}\n"
+    )
     print("| metric | CV mean ± sd | fixed validation | fixed test | gate (CV mean) | |")
     print("|---|---:|---:|---:|---:|---|")
     missed = []

@@ -2,10 +2,11 @@
 # Build kube-prometheus-stack 88.5.3's components from the Go module proxy, for the e2e tier's
 # node (its images are on quay.io and registry.k8s.io, which this kind of machine cannot reach):
 # prometheus-operator and its config reloader, kube-state-metrics, Prometheus and Alertmanager,
-# each at the version the chart pins, static for FROM scratch images. Cold: 404 s alone on 2
+# each at the version the chart pins, and prometheus-adapter (charts/metrics-adapter), static
+# for FROM scratch images. Cold (the stack's five): 404 s alone on 2
 # cores with an empty Go build cache (about 20 min beside other builds); warm: 0 s. With --push,
 # also an image of each, pushed to the e2e node's registry under the names values/e2e.yaml gives
-# the chart (REGISTRY/kps/<component>:<version>):
+# the chart (REGISTRY/kps/<component>:<version>, REGISTRY/prometheus-adapter:<version>):
 #   scripts/cluster/build-monitoring.sh [--push REGISTRY]
 # Test infrastructure only: a MicroK8s user pulls the upstream images. Built once per user and
 # version set in READMIT_TOOLS_CACHE; .tools/kps links there. Go's one build and module cache
@@ -94,6 +95,21 @@ if [[ ! -x $bin/alertmanager ]]; then
     rm -rf "$src"
 fi
 echo "kube-prometheus-stack components in $bin" >&2
+
+# prometheus-adapter, which serves the api's load to its HPA (charts/metrics-adapter): not part
+# of the stack, so kept under a version of its own (linked as .tools/prometheus-adapter).
+ADAPTER_VERSION=v0.12.0
+adapter_home=$cache/prometheus-adapter-$ADAPTER_VERSION
+[[ -L .tools/prometheus-adapter || ! -e .tools/prometheus-adapter ]] || rm -rf .tools/prometheus-adapter
+ln -sfn "$adapter_home" .tools/prometheus-adapter
+if [[ ! -x $adapter_home/bin/adapter ]]; then
+    echo "building prometheus-adapter $ADAPTER_VERSION" >&2
+    mkdir -p "$adapter_home/bin"
+    src=$(module_copy "sigs.k8s.io/prometheus-adapter@$ADAPTER_VERSION")
+    (cd "$src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" \
+        -o "$adapter_home/bin/adapter" ./cmd/adapter)
+    rm -rf "$src"
+fi
 [[ ${1:-} == --push ]] || exit 0
 
 # One static binary per image, as nobody (65534), with the entrypoint the chart and the operator
@@ -102,19 +118,20 @@ registry=${2:?--push needs the registry, e.g. localhost:32000}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/scripts/podman/containers.conf}
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
-# component, binary, entrypoint, tag
-for image in "prometheus-operator operator /bin/operator $OPERATOR_VERSION" \
-    "prometheus-config-reloader prometheus-config-reloader /bin/prometheus-config-reloader $OPERATOR_VERSION" \
-    "kube-state-metrics kube-state-metrics /kube-state-metrics $KSM_VERSION" \
-    "prometheus prometheus /bin/prometheus $PROMETHEUS_VERSION" \
-    "alertmanager alertmanager /bin/alertmanager $ALERTMANAGER_VERSION"; do
-    read -r component binary entrypoint tag <<< "$image"
+# image (under the registry), binary, entrypoint, tag
+for image in "kps/prometheus-operator $bin/operator /bin/operator $OPERATOR_VERSION" \
+    "kps/prometheus-config-reloader $bin/prometheus-config-reloader /bin/prometheus-config-reloader $OPERATOR_VERSION" \
+    "kps/kube-state-metrics $bin/kube-state-metrics /kube-state-metrics $KSM_VERSION" \
+    "kps/prometheus $bin/prometheus /bin/prometheus $PROMETHEUS_VERSION" \
+    "kps/alertmanager $bin/alertmanager /bin/alertmanager $ALERTMANAGER_VERSION" \
+    "prometheus-adapter $adapter_home/bin/adapter /adapter $ADAPTER_VERSION"; do
+    read -r path binary entrypoint tag <<< "$image"
     rm -rf "${context:?}"/*
     mkdir -p "$context/root$(dirname "$entrypoint")"
-    cp "$bin/$binary" "$context/root$entrypoint"
+    cp "$binary" "$context/root$entrypoint"
     printf 'FROM scratch\nCOPY root/ /\nUSER 65534:65534\nENTRYPOINT ["%s"]\n' "$entrypoint" \
         > "$context/Containerfile"
-    name=$registry/kps/$component:$tag
+    name=$registry/$path:$tag
     podman build -q --format docker -t "$name" "$context" >/dev/null
     podman push -q --tls-verify=false "$name"
     echo "$name"

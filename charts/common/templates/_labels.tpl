@@ -1,10 +1,10 @@
 {{/* Selector labels: immutable, so only name and instance. */}}
-{{- define "common.selectorLabels" -}}
-{{- include "common.selectorLabelsOf" (dict "ctx" . "chart" .Chart.Name) }}
+{{- define "common.labels.selector" -}}
+{{- include "common.labels.selectorOf" (dict "ctx" . "chart" .Chart.Name) }}
 {{- end }}
 
 {{/* Another component's selector labels (NetworkPolicies). Call with (dict "ctx" $ "chart" "api"). */}}
-{{- define "common.selectorLabelsOf" -}}
+{{- define "common.labels.selectorOf" -}}
 app.kubernetes.io/name: {{ .chart }}
 app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 {{- end }}
@@ -12,11 +12,11 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 {{/*
 Standard labels. Call with (dict "ctx" $) or, for objects of one role, (dict "ctx" $ "role" "inference").
 */}}
-{{- define "common.labels" -}}
+{{- define "common.labels.standard" -}}
 {{- $ctx := .ctx -}}
 helm.sh/chart: {{ printf "%s-%s" $ctx.Chart.Name $ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "common.selectorLabels" $ctx }}
-app.kubernetes.io/version: {{ include "common.tag" $ctx | quote }}
+{{ include "common.labels.selector" $ctx }}
+app.kubernetes.io/version: {{ include "common.images.tag" $ctx | quote }}
 {{- with .role }}
 app.kubernetes.io/component: {{ . }}
 {{- end }}

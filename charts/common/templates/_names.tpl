@@ -5,16 +5,16 @@ chart could not see).
 */}}
 
 {{/* Any component's name in this release. Call with (dict "ctx" $ "chart" "api"). */}}
-{{- define "common.nameOf" -}}
+{{- define "common.names.of" -}}
 {{- printf "%s-%s" .ctx.Release.Name .chart | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* This chart's objects' name. */}}
-{{- define "common.fullname" -}}
-{{- include "common.nameOf" (dict "ctx" . "chart" .Chart.Name) }}
+{{- define "common.names.fullname" -}}
+{{- include "common.names.of" (dict "ctx" . "chart" .Chart.Name) }}
 {{- end }}
 
 {{/* The Secret holding the API key: an existing one, or the one the umbrella generates. */}}
-{{- define "common.apiKeySecretName" -}}
+{{- define "common.names.apiKeySecret" -}}
 {{- .Values.global.apiKeys.existingSecret | default (printf "%s-api-keys" .Release.Name) }}
 {{- end }}

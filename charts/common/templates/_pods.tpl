@@ -1,5 +1,5 @@
 {{/* Every pod runs as the images' non-root user (10001), with the runtime's seccomp profile. */}}
-{{- define "common.podSecurityContext" -}}
+{{- define "common.pods.securityContext" -}}
 runAsNonRoot: true
 runAsUser: 10001
 runAsGroup: 10001
@@ -9,7 +9,7 @@ seccompProfile:
 {{- end }}
 
 {{/* Every container: no privilege escalation, a read-only root filesystem, no capabilities. */}}
-{{- define "common.containerSecurityContext" -}}
+{{- define "common.pods.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities:
@@ -23,14 +23,14 @@ A client (ui, Locust) mounts its own entry only, as the file READMIT_API_KEY_FIL
 env, the mount and the volume for the three lists of a pod spec; call the volume with
 (dict "ctx" $ "client" "ui").
 */}}
-{{- define "common.apiKeyEnv" -}}
+{{- define "common.pods.apiKeyEnv" -}}
 {{- if .Values.global.apiKeys.enabled }}
 - name: READMIT_API_KEY_FILE
   value: /var/run/secrets/readmit/api-key
 {{- end }}
 {{- end }}
 
-{{- define "common.apiKeyVolumeMount" -}}
+{{- define "common.pods.apiKeyVolumeMount" -}}
 {{- if .Values.global.apiKeys.enabled }}
 - name: api-key
   mountPath: /var/run/secrets/readmit
@@ -38,11 +38,11 @@ env, the mount and the volume for the three lists of a pod spec; call the volume
 {{- end }}
 {{- end }}
 
-{{- define "common.apiKeyVolume" -}}
+{{- define "common.pods.apiKeyVolume" -}}
 {{- if .ctx.Values.global.apiKeys.enabled }}
 - name: api-key
   secret:
-    secretName: {{ include "common.apiKeySecretName" .ctx }}
+    secretName: {{ include "common.names.apiKeySecret" .ctx }}
     items: [{key: {{ .client }}, path: api-key}]
     defaultMode: 0440
 {{- end }}

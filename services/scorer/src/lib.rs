@@ -2,7 +2,7 @@
 //! reads and checks the registry's data files (LightGBM's text format, the CatBoost export) and
 //! hands this module plain arrays; every index is checked again here, so no input can make it
 //! read out of bounds or loop. Each row is scored by walking its trees, without the GIL.
-//! The rules are readmit-core's NumPy scorers' (trees.py, oblivious.py); the tests compare both.
+//! The rules are readmit-core's NumPy scorers' (scoring/lightgbm.py, scoring/catboost.py); the tests compare both.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -11,9 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
 from starlette.responses import Response
 
-from readmit_api import bodies, drift, mlflow_scoring, oip, routes_mlflow, routes_oip
+from readmit_api import bodies, drift_metrics, mlflow_scoring, oip, routes_mlflow, routes_oip
 from readmit_api.auth import ApiKeys
-from readmit_api.drift import DriftWindow
+from readmit_api.drift_metrics import DriftWindow
 from readmit_api.errors import ApiError, invalid_parameters
 from readmit_api.middleware import Guarded, RequestGuard
 from readmit_api.model_store import ModelStore
@@ -62,9 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         window = DriftWindow(settings.drift_window)
         predictor = Predictor(store, settings.max_batch, settings.high_risk_band, window)
         app.state.predictor = predictor
-        drift.COLLECTOR.attach(window, lambda: store.current and
-                               store.current.model.info.get("drift_baseline"),
-                               settings.drift_min_encounters)  # fmt: skip
+        drift_metrics.COLLECTOR.attach(
+            window,
+            lambda: store.current and store.current.model.info.get("drift_baseline"),
+            settings.drift_min_encounters,
+        )
         store.start()
         api_keys.start()
         try:

@@ -4,7 +4,7 @@ HIPAA's audit controls (45 CFR 164.312(b)) ask who saw what. Each line says when
 who asked (the api key's client, and the signed-in user when the ui asked), for which encounter
 (the caller's ``encounter_id``, when it sent one), which model version answered, the risk, its
 band and whether it was explained, and nothing else of the patient. The other logs go to stderr,
-so the cluster's log pipeline can route and keep this stream apart (README, "Audit records").
+so the cluster's log pipeline can route and keep this stream apart (docs/api.md, "Audit records").
 
 The user comes from the ``X-Readmit-User`` header, which only the clients named in
 ``READMIT_USER_HEADER_CLIENTS`` (the ui) may send: the ui signs clinicians in and holds its key
@@ -32,8 +32,22 @@ USER_HEADER = "x-readmit-user"
 # What an IdP names a user by (an e-mail, a subject id, a login name): printable, bounded.
 _USER = re.compile(r"[\x21-\x7e]{1,128}")
 # Every key an audit line may hold: the test checks that no other (no patient field) appears.
-KEYS = ("time", "logger", "event", "request_id", "route", "client", "user", "index",
-        "encounter_id", "model_name", "model_version", "risk", "band", "explained")  # fmt: skip
+KEYS = (
+    "time",
+    "logger",
+    "event",
+    "request_id",
+    "route",
+    "client",
+    "user",
+    "index",
+    "encounter_id",
+    "model_name",
+    "model_version",
+    "risk",
+    "band",
+    "explained",
+)
 
 log = logging.getLogger(LOGGER)
 
@@ -79,8 +93,13 @@ class Caller:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-def record(caller: Caller, records: list[dict[str, Any]], predictions: list[dict[str, Any]],
-           model: dict[str, Any], explained: bool) -> None:  # fmt: skip
+def record(
+    caller: Caller,
+    records: list[dict[str, Any]],
+    predictions: list[dict[str, Any]],
+    model: dict[str, Any],
+    explained: bool,
+) -> None:
     """One line per prediction, written in one call (a 1,000-encounter batch: one write)."""
     head = {
         "time": datetime.now(UTC).isoformat(),
@@ -92,16 +111,18 @@ def record(caller: Caller, records: list[dict[str, Any]], predictions: list[dict
         "user": caller.user,
     }
     lines = [
-        orjson.dumps({
-            **head,
-            "index": i,
-            "encounter_id": r.get(ENCOUNTER_ID),
-            "model_name": model["name"],
-            "model_version": model["version"],
-            "risk": p["readmission_risk"],
-            "band": p["risk_band"],
-            "explained": explained,
-        })
+        orjson.dumps(
+            {
+                **head,
+                "index": i,
+                "encounter_id": r.get(ENCOUNTER_ID),
+                "model_name": model["name"],
+                "model_version": model["version"],
+                "risk": p["readmission_risk"],
+                "band": p["risk_band"],
+                "explained": explained,
+            }
+        )
         for i, (r, p) in enumerate(zip(records, predictions, strict=True))
-    ]  # fmt: skip
+    ]
     log.info(b"\n".join(lines).decode())

@@ -49,8 +49,10 @@ def ring_of(entries: dict[str, list[str]]) -> tuple[Ring, list[str]]:
             continue
         usable = [k for k in keys if KEY.fullmatch(k) and len(k) >= MIN_KEY_LENGTH]
         if len(usable) != len(keys) or not keys:
-            problems.append(f"client {key_id!r} has a key that is empty, shorter than "
-                            f"{MIN_KEY_LENGTH} characters or not printable ASCII")  # fmt: skip
+            problems.append(
+                f"client {key_id!r} has a key that is empty, shorter than "
+                f"{MIN_KEY_LENGTH} characters or not printable ASCII"
+            )
         ring += [(k.encode(), key_id) for k in usable]
     return tuple(ring), problems
 
@@ -96,8 +98,10 @@ class ApiKeys:
         self._seen = entries
         if self.enabled and (problems or not self.ring):
             reasons = "; ".join(problems) or "it holds no key"
-            raise KeyConfigError(f"{where}: no API key can be used as given ({reasons}); refusing "
-                            "to start with authentication off")  # fmt: skip
+            raise KeyConfigError(
+                f"{where}: no API key can be used as given ({reasons}); refusing "
+                "to start with authentication off"
+            )
         if self.enabled:
             log.info("api keys loaded", extra={"clients": sorted({i for _, i in self.ring})})
         else:
@@ -133,8 +137,10 @@ class ApiKeys:
             self.ring, problems = ring_of(entries)
             clients = sorted({i for _, i in self.ring})
             if problems or not self.ring:
-                log.error("api keys reloaded with entries refused", extra={
-                    "clients": clients, "problems": problems or ["no key at all"]})  # fmt: skip
+                log.error(
+                    "api keys reloaded with entries refused",
+                    extra={"clients": clients, "problems": problems or ["no key at all"]},
+                )
             else:
                 log.info("api keys reloaded", extra={"clients": clients})
 

@@ -23,8 +23,9 @@ from readmit_api import metrics
 
 
 class MicroBatcher:
-    def __init__(self, predict: Callable[[np.ndarray, object], np.ndarray],
-                 max_rows: int = 1024) -> None:  # fmt: skip
+    def __init__(
+        self, predict: Callable[[np.ndarray, object], np.ndarray], max_rows: int = 1024
+    ) -> None:
         """``predict(rows, model) -> risks``. Rows are scored by the model they were encoded
         for (the encoding is the model's own): a swap mid-turn splits the call in two."""
         self._predict = predict
@@ -54,8 +55,9 @@ class MicroBatcher:
         for model, group in by_model.values():
             self._call(model, group)
 
-    def _call(self, model: object, jobs: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]
-              ) -> None:  # fmt: skip
+    def _call(
+        self, model: object, jobs: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]
+    ) -> None:
         rows = jobs[0][0] if len(jobs) == 1 else np.concatenate([r for r, _ in jobs])
         started = time.perf_counter()
         try:

@@ -26,8 +26,10 @@ class ModelRef(BaseModel):
 
 
 class Factor(BaseModel):
-    field: str = Field(examples=["number_inpatient"],
-                       description="the schema field, or a feature made from several")  # fmt: skip
+    field: str = Field(
+        examples=["number_inpatient"],
+        description="the schema field, or a feature made from several",
+    )
     label: str = Field(examples=["Inpatient stays (prior year)"])
     value: Any = Field(examples=[3], description="the encounter's value")
     value_label: str = Field(examples=["3"], description="the value as the UI shows it")

@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     connections = settings.max_connections
     if soft != resource.RLIM_INFINITY:
         connections = max(1, min(connections, soft - FD_RESERVE))
-    limits = HttpLimits(settings.max_header_bytes, settings.max_headers,
-                        settings.header_timeout_s, connections)  # fmt: skip
+    limits = HttpLimits(
+        settings.max_header_bytes, settings.max_headers, settings.header_timeout_s, connections
+    )
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -66,9 +67,12 @@ def main(argv: list[str] | None = None) -> None:
     if settings.metrics_port:
         # A socket of its own, not a second uvicorn.Config: creating one configures logging
         # again, uvicorn's default way (an access log line a request: -25 % at 64 connections).
-        sockets.append(socket.create_server((args.host, settings.metrics_port),
-                                            family=socket.AF_INET6 if ":" in args.host
-                                            else socket.AF_INET))  # fmt: skip
+        sockets.append(
+            socket.create_server(
+                (args.host, settings.metrics_port),
+                family=socket.AF_INET6 if ":" in args.host else socket.AF_INET,
+            )
+        )
     DrainingServer(config, app.state.draining, settings.shutdown_drain_s).run(sockets=sockets)
 
 

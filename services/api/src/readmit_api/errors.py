@@ -32,9 +32,11 @@ class ApiError(Exception):
         if not self.errors:
             return self.detail
         listed = "; ".join(
-            f"{noun} {e['field']!r}" + (f" row {e['index']}" if e["index"] is not None else "")
-            + f": {e['message']}" for e in self.errors
-        )  # fmt: skip
+            f"{noun} {e['field']!r}"
+            + (f" row {e['index']}" if e["index"] is not None else "")
+            + f": {e['message']}"
+            for e in self.errors
+        )
         return f"{self.detail}: {listed}"
 
     def response(self) -> Response:

@@ -65,8 +65,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 metrics.HTTP_REFUSED.labels("idle_evicted").inc()
                 oldest.transport.close()
             else:
-                self._refuse(503, "too many connections: retry shortly", "too_many_connections",
-                             retry_after=True)  # fmt: skip
+                self._refuse(
+                    503,
+                    "too many connections: retry shortly",
+                    "too_many_connections",
+                    retry_after=True,
+                )
                 return
         self.waiting[self] = None
         self._start_header_deadline()
@@ -157,9 +161,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.deadlines.pop(self, None)
         metrics.HTTP_REFUSED.labels(reason).inc()
         body = orjson.dumps({"detail": detail})
-        head: list[Any] = [STATUS_LINE[status], b"content-type: application/json\r\n",
-                           b"content-length: %d\r\n" % len(body),
-                           b"connection: close\r\n"]  # fmt: skip
+        head: list[Any] = [
+            STATUS_LINE[status],
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n",
+        ]
         if retry_after:
             head.append(b"retry-after: %d\r\n" % self.limits.retry_after_s)
         self.transport.write(b"".join([*head, b"\r\n", body]))
@@ -168,6 +175,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
 def protocol(limits: HttpLimits) -> type[LimitedHttpToolsProtocol]:
     """The protocol class for uvicorn's ``http=``, with these limits (one per server)."""
-    return type("LimitedHttpTools", (LimitedHttpToolsProtocol,),
-                {"limits": limits, "waiting": OrderedDict(), "deadlines": OrderedDict(),
-                 "sweeping": [False]})  # fmt: skip
+    return type(
+        "LimitedHttpTools",
+        (LimitedHttpToolsProtocol,),
+        {
+            "limits": limits,
+            "waiting": OrderedDict(),
+            "deadlines": OrderedDict(),
+            "sweeping": [False],
+        },
+    )

@@ -27,8 +27,9 @@ _MALFORMED = "malformed JSON: the request body does not parse"
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Every object of a body: at most MAX_MEMBERS members, each key once."""
     if len(pairs) > MAX_MEMBERS:
-        raise ApiError(422, f"an object has {len(pairs)} members; an encounter has at most "
-                       f"{MAX_MEMBERS}")  # fmt: skip
+        raise ApiError(
+            422, f"an object has {len(pairs)} members; an encounter has at most {MAX_MEMBERS}"
+        )
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()

@@ -64,6 +64,11 @@ MODEL_LAST_LOAD = Gauge(
 # The two outcome series exist (at 0) before the first prediction, and are looked up once.
 FLAGGED = PREDICTIONS.labels("readmitted_within_30_days")
 NOT_FLAGGED = PREDICTIONS.labels("not_readmitted_within_30_days")
+# The load the autoscaler reads (the metrics adapter's rate of these) is 0 for a pod that has
+# served no prediction yet, not missing: the HPA takes a missing pod's load as the target's
+# on a scale-in, and keeps an idle pod.
+HTTP_REQUESTS.labels("POST", "/predict", "200")
+HTTP_DURATION.labels("POST", "/predict")
 
 
 def observe_inference(seconds: float, rows: int) -> None:

@@ -100,8 +100,10 @@ class RequestGuard:
         key = (method, route, status)
         found = self._children.get(key)
         if found is None:
-            found = (metrics.HTTP_REQUESTS.labels(method, route, str(status)),
-                     metrics.HTTP_DURATION.labels(method, route))  # fmt: skip
+            found = (
+                metrics.HTTP_REQUESTS.labels(method, route, str(status)),
+                metrics.HTTP_DURATION.labels(method, route),
+            )
             self._children[key] = found
         return found
 

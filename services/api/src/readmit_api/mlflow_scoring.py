@@ -22,24 +22,43 @@ from readmit_core.schema import FIELDS_BY_NAME, example_encounter
 CSV = "text/csv"
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 # MLflow's error codes (its databricks protos) for the statuses the api answers with.
-_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
-          413: "REQUEST_LIMIT_EXCEEDED", 503: "TEMPORARILY_UNAVAILABLE"}  # fmt: skip
+_CODES = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    413: "REQUEST_LIMIT_EXCEEDED",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
 
 _EXAMPLE = example_encounter()
-OPENAPI_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {
-        "schema": {"type": "object", "description": "one of " + ", ".join(FORMATS)},
-        "examples": {
-            "dataframe_split": {"value": {"dataframe_split": {
-                "columns": list(_EXAMPLE), "data": [list(_EXAMPLE.values())]}}},
-            "dataframe_records": {"value": {"dataframe_records": [_EXAMPLE]}},
-            "instances": {"value": {"instances": [_EXAMPLE]}},
-            "inputs": {"value": {"inputs": {k: [v] for k, v in _EXAMPLE.items()}}},
+OPENAPI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "description": "one of " + ", ".join(FORMATS)},
+                "examples": {
+                    "dataframe_split": {
+                        "value": {
+                            "dataframe_split": {
+                                "columns": list(_EXAMPLE),
+                                "data": [list(_EXAMPLE.values())],
+                            }
+                        }
+                    },
+                    "dataframe_records": {"value": {"dataframe_records": [_EXAMPLE]}},
+                    "instances": {"value": {"instances": [_EXAMPLE]}},
+                    "inputs": {"value": {"inputs": {k: [v] for k, v in _EXAMPLE.items()}}},
+                },
+            },
+            CSV: {
+                "schema": {"type": "string"},
+                "description": "a header line of column names, then a "
+                "row per encounter; an empty cell is missing",
+            },
         },
-    },
-    CSV: {"schema": {"type": "string"}, "description": "a header line of column names, then a "
-          "row per encounter; an empty cell is missing"},
-}}}  # fmt: skip
+    }
+}
 
 
 def error(exc: ApiError) -> Response:
@@ -62,8 +81,11 @@ def decode(body: bytes, content_type: str, max_batch: int) -> Decoded:
         parsed = json_body.parse(body, max_batch, json_body.MAX_MEMBERS, nan_is_missing=True)
         given = [k for k in FORMATS if isinstance(parsed, dict) and k in parsed]
         if len(given) != 1 or set(parsed) - {given[0], "params"}:
-            raise ApiError(400, "the JSON body must hold exactly one of the keys "
-                           f"{', '.join(FORMATS)} (and optionally params)")  # fmt: skip
+            raise ApiError(
+                400,
+                "the JSON body must hold exactly one of the keys "
+                f"{', '.join(FORMATS)} (and optionally params)",
+            )
         rows = _rows(given[0], parsed[given[0]])
     if not rows:
         raise ApiError(400, "no rows: a request holds at least one encounter")
@@ -73,8 +95,11 @@ def decode(body: bytes, content_type: str, max_batch: int) -> Decoded:
 def _rows(form: str, value: Any) -> list[Any]:
     """The DataFrame's rows as objects keyed by column, whatever its JSON form."""
     if form == "dataframe_split":
-        if not isinstance(value, dict) or not isinstance(value.get("columns"), list) \
-                or not isinstance(value.get("data"), list):  # fmt: skip
+        if (
+            not isinstance(value, dict)
+            or not isinstance(value.get("columns"), list)
+            or not isinstance(value.get("data"), list)
+        ):
             raise ApiError(400, "dataframe_split needs 'columns' and 'data' lists")
         columns = value["columns"]
         if not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
@@ -84,8 +109,10 @@ def _rows(form: str, value: Any) -> list[Any]:
             raise ApiError(400, f"each row of dataframe_split's data holds {len(columns)} values")
         return [dict(zip(columns, r, strict=True)) for r in rows]
     if isinstance(value, dict):  # instances/inputs as columns: {"age": [...], ...}
-        if not all(isinstance(v, list) for v in value.values()) \
-                or len({len(v) for v in value.values()}) > 1:  # fmt: skip
+        if (
+            not all(isinstance(v, list) for v in value.values())
+            or len({len(v) for v in value.values()}) > 1
+        ):
             raise ApiError(400, f"{form} as columns needs lists of one length")
         names = list(value)
         return [dict(zip(names, r, strict=True)) for r in zip(*value.values(), strict=True)]
@@ -103,15 +130,17 @@ def _csv_rows(body: bytes, max_batch: int) -> list[dict[str, Any]]:
         if not header:
             raise ApiError(400, "the CSV has no header line of column names")
         if len(header) > json_body.MAX_MEMBERS:
-            raise ApiError(422, f"{len(header)} columns; an encounter has at most "
-                           f"{json_body.MAX_MEMBERS}")  # fmt: skip
+            raise ApiError(
+                422, f"{len(header)} columns; an encounter has at most {json_body.MAX_MEMBERS}"
+            )
         rows = []
         for line in reader:
             if len(rows) == max_batch:
                 raise ApiError(413, f"over {max_batch} rows: a request holds at most {max_batch}")
             if len(line) != len(header):
-                raise ApiError(400, f"CSV row {len(rows)} has {len(line)} cells, the header "
-                               f"{len(header)}")  # fmt: skip
+                raise ApiError(
+                    400, f"CSV row {len(rows)} has {len(line)} cells, the header {len(header)}"
+                )
             rows.append({name: _cell(name, cell) for name, cell in zip(header, line, strict=True)})
     except (UnicodeDecodeError, csv.Error):
         raise ApiError(400, "the body is not UTF-8 CSV") from None

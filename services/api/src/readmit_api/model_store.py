@@ -23,8 +23,9 @@ from prometheus_client import Counter
 from readmit_api import metrics
 from readmit_api.registry import Registry, RegistryError, auth_headers
 from readmit_api.settings import Settings
-from readmit_core import artifact, compiled
+from readmit_core import artifact
 from readmit_core.model import ReadmissionModel
+from readmit_core.scoring import compiled
 
 log = logging.getLogger("readmit.model")
 
@@ -129,8 +130,11 @@ class ModelStore:
         if self.settings.mlflow_tracking_uri is None:
             raise RegistryError("no registry: set MLFLOW_TRACKING_URI (or READMIT_MODEL_URI)")
         s = self.settings
-        headers = auth_headers(s.reveal(s.mlflow_tracking_token), s.mlflow_tracking_username,
-                               s.reveal(s.mlflow_tracking_password))  # fmt: skip
+        headers = auth_headers(
+            s.reveal(s.mlflow_tracking_token),
+            s.mlflow_tracking_username,
+            s.reveal(s.mlflow_tracking_password),
+        )
         return Registry(s.mlflow_tracking_uri, headers=headers)
 
     def _load(self, version: str, alias: str | None, run_id: str | None) -> None:

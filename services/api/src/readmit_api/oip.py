@@ -45,41 +45,83 @@ OUTPUTS: dict[str, str] = {
 
 def _example() -> dict[str, Any]:
     encounter = example_encounter()
-    return {"id": "example-1", "inputs": [
-        {"name": n, "datatype": t, "shape": [1], "data": [encounter[n]]}
-        for n, t in INPUTS.items() if encounter.get(n) is not None
-    ]}  # fmt: skip
+    return {
+        "id": "example-1",
+        "inputs": [
+            {"name": n, "datatype": t, "shape": [1], "data": [encounter[n]]}
+            for n, t in INPUTS.items()
+            if encounter.get(n) is not None
+        ],
+    }
 
 
-_TENSOR = {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
-    "name": {"type": "string", "description": "a field of the encounter schema"},
-    "datatype": {"type": "string", "enum": ["BYTES", "INT64"]},
-    "shape": {"type": "array", "items": {"type": "integer"}, "description": "[rows] or [rows, 1]"},
-    "data": {"type": "array", "description": "one value per row (absent with binary data)"},
-    "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer"}}},
-}}  # fmt: skip
-OPENAPI_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"example": _example(), "schema": {
-        "type": "object", "required": ["inputs"], "properties": {
-            "id": {"type": "string"},
-            "inputs": {"type": "array", "items": _TENSOR},
-            "outputs": {"type": "array", "items": {"type": "object", "properties": {
-                "name": {"type": "string", "enum": list(OUTPUTS)},
-                "parameters": {"type": "object",
-                               "properties": {"binary_data": {"type": "boolean"}}}}}},
-            "parameters": {"type": "object",
-                           "properties": {"binary_data_output": {"type": "boolean"}}},
-        }}},
-    BINARY: {"schema": {"type": "string", "format": "binary"}, "description":
-             f"Triton's binary tensor extension: a JSON header of {HEADER_LENGTH} bytes, then "
-             "each binary input's bytes in order"},
-}}}  # fmt: skip
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "datatype", "shape"],
+    "properties": {
+        "name": {"type": "string", "description": "a field of the encounter schema"},
+        "datatype": {"type": "string", "enum": ["BYTES", "INT64"]},
+        "shape": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "[rows] or [rows, 1]",
+        },
+        "data": {"type": "array", "description": "one value per row (absent with binary data)"},
+        "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer"}}},
+    },
+}
+OPENAPI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "example": _example(),
+                "schema": {
+                    "type": "object",
+                    "required": ["inputs"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "inputs": {"type": "array", "items": _TENSOR},
+                        "outputs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string", "enum": list(OUTPUTS)},
+                                    "parameters": {
+                                        "type": "object",
+                                        "properties": {"binary_data": {"type": "boolean"}},
+                                    },
+                                },
+                            },
+                        },
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data_output": {"type": "boolean"}},
+                        },
+                    },
+                },
+            },
+            BINARY: {
+                "schema": {"type": "string", "format": "binary"},
+                "description": (
+                    f"Triton's binary tensor extension: a JSON header of {HEADER_LENGTH} bytes,"
+                    " then each binary input's bytes in order"
+                ),
+            },
+        },
+    }
+}
 
 
 def error(exc: ApiError) -> Response:
     """OIP's error body, ``{"error": "..."}``, naming each invalid input and row."""
-    return Response(orjson.dumps({"error": exc.described("input")}), exc.status, exc.headers,
-                    media_type="application/json")  # fmt: skip
+    return Response(
+        orjson.dumps({"error": exc.described("input")}),
+        exc.status,
+        exc.headers,
+        media_type="application/json",
+    )
 
 
 def server_metadata(version: str) -> dict[str, Any]:
@@ -100,9 +142,12 @@ def check_model(loaded: LoadedModel, name: str, version: str | None) -> None:
     """404 unless the path names the served model (and, if given, its registry version)."""
     if name != loaded.name or (version is not None and version != loaded.version):
         served = f"{loaded.name} version {loaded.version}"
-        raise ApiError(404, f"model {name[:MAX_NAME]!r}"
-                       + (f" version {version[:MAX_NAME]!r}" if version is not None else "")
-                       + f" is not served here (this server serves {served})")  # fmt: skip
+        raise ApiError(
+            404,
+            f"model {name[:MAX_NAME]!r}"
+            + (f" version {version[:MAX_NAME]!r}" if version is not None else "")
+            + f" is not served here (this server serves {served})",
+        )
 
 
 @dataclass(frozen=True)
@@ -120,8 +165,11 @@ def decode(body: bytes, header_length: str | None, max_batch: int) -> Decoded:
     size = len(body)
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > size:
-            raise ApiError(400, f"{HEADER_LENGTH} must be the JSON header's size in bytes "
-                           f"(at most the body's {size})")  # fmt: skip
+            raise ApiError(
+                400,
+                f"{HEADER_LENGTH} must be the JSON header's size in bytes "
+                f"(at most the body's {size})",
+            )
         size = int(header_length)
     # a tensor's own members and brackets, per input and output, besides its rows' values
     header = json_body.parse(body[:size], max_batch, 16 * (len(INPUTS) + len(OUTPUTS)) + 16)
@@ -142,8 +190,11 @@ def decode(body: bytes, header_length: str | None, max_batch: int) -> Decoded:
         raise ApiError(400, f"{len(binary) - offset} bytes of binary data belong to no input")
     missing = [n for n in INPUTS if n not in columns and n not in OPTIONAL]
     if missing:
-        raise ApiError(400, f"missing input{'s' if len(missing) > 1 else ''}: "
-                       f"{', '.join(missing)} (GET /v2/models/{{name}} lists them)")  # fmt: skip
+        raise ApiError(
+            400,
+            f"missing input{'s' if len(missing) > 1 else ''}: "
+            f"{', '.join(missing)} (GET /v2/models/{{name}} lists them)",
+        )
     rows = {len(v) for v in columns.values()}
     if len(rows) != 1:
         raise ApiError(400, "every input must hold the same number of rows (one per encounter)")
@@ -164,13 +215,21 @@ def _input(tensor: Any, binary: memoryview) -> tuple[str, list[Any], int]:
     name = tensor["name"]
     expected = INPUTS.get(name)
     if expected is None:
-        raise ApiError(400, f"unknown input {name[:MAX_NAME]!r}: the inputs are the encounter's "
-                       "fields (GET /v2/models/{name} lists them)")  # fmt: skip
+        raise ApiError(
+            400,
+            f"unknown input {name[:MAX_NAME]!r}: the inputs are the encounter's "
+            "fields (GET /v2/models/{name} lists them)",
+        )
     if tensor.get("datatype") != expected:
         raise ApiError(400, f"input {name!r}: datatype must be {expected}")
     shape = tensor.get("shape")
-    if (type(shape) is not list or len(shape) not in (1, 2) or shape[1:] not in ([], [1])
-            or type(shape[0]) is not int or shape[0] < 0):  # fmt: skip
+    if (
+        type(shape) is not list
+        or len(shape) not in (1, 2)
+        or shape[1:] not in ([], [1])
+        or type(shape[0]) is not int
+        or shape[0] < 0
+    ):
         raise ApiError(400, f"input {name!r}: shape must be [rows] or [rows, 1]")
     rows = shape[0]
     parameters = tensor.get("parameters")
@@ -182,8 +241,10 @@ def _input(tensor: Any, binary: memoryview) -> tuple[str, list[Any], int]:
         values, used = _from_binary(name, expected, binary[:size], rows), size
     elif type(data) is list:
         # row-major: flat, or nested as its shape ([[v], [v], ...])
-        values, used = ([_one(name, v) for v in data] if data and type(data[0]) is list
-                        else data), 0  # fmt: skip
+        values, used = (
+            ([_one(name, v) for v in data] if data and type(data[0]) is list else data),
+            0,
+        )
     else:
         raise ApiError(400, f"input {name!r} has no data (a 'data' list or binary_data_size)")
     if len(values) != rows:
@@ -215,8 +276,9 @@ def _from_binary(name: str, datatype: str, raw: memoryview, rows: int) -> list[A
             values.append(bytes(raw[at + 4 : end]).decode())
             at = end
     except (struct.error, UnicodeDecodeError):
-        raise ApiError(400, f"input {name!r}: BYTES data must be {rows} length-prefixed UTF-8 "
-                       "strings") from None  # fmt: skip
+        raise ApiError(
+            400, f"input {name!r}: BYTES data must be {rows} length-prefixed UTF-8 strings"
+        ) from None
     return values
 
 
@@ -246,8 +308,7 @@ def _id(given: Any) -> str | None:
     return given[:128] if given else None
 
 
-def response(loaded: LoadedModel, request: Request, predictions: list[dict[str, Any]]
-             ) -> Response:  # fmt: skip
+def response(loaded: LoadedModel, request: Request, predictions: list[dict[str, Any]]) -> Response:
     """The inference response: JSON tensors, or the binary extension's layout when an output
     was asked for as binary data."""
     n = len(predictions)
@@ -270,8 +331,9 @@ def response(loaded: LoadedModel, request: Request, predictions: list[dict[str, 
     header = orjson.dumps(body)
     if not blobs:
         return Response(header, media_type="application/json")
-    return Response(b"".join((header, *blobs)), media_type=BINARY,
-                    headers={HEADER_LENGTH: str(len(header))})  # fmt: skip
+    return Response(
+        b"".join((header, *blobs)), media_type=BINARY, headers={HEADER_LENGTH: str(len(header))}
+    )
 
 
 def _to_binary(datatype: str, values: list[Any]) -> bytes:

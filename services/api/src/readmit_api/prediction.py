@@ -20,12 +20,12 @@ import numpy as np
 
 from readmit_api import audit, json_body, metrics, validation
 from readmit_api.batcher import MicroBatcher
-from readmit_api.drift import DriftWindow
+from readmit_api.drift_metrics import DriftWindow
 from readmit_api.errors import ApiError
 from readmit_api.model_store import LoadedModel, ModelStore
 from readmit_core.drift import bin_rows
 from readmit_core.explain import explain
-from readmit_core.log_odds import to_risk
+from readmit_core.scoring.log_odds import to_risk
 
 RETRY_AFTER_S = "5"
 
@@ -53,8 +53,9 @@ INLINE_BODY_BYTES = 32 * 1024
 
 
 class Predictor:
-    def __init__(self, store: ModelStore, max_batch: int, high_risk: float,
-                 drift: DriftWindow) -> None:  # fmt: skip
+    def __init__(
+        self, store: ModelStore, max_batch: int, high_risk: float, drift: DriftWindow
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
         self.high_risk = high_risk
@@ -71,8 +72,7 @@ class Predictor:
             raise ApiError(503, self.store.not_ready_reason, {"Retry-After": RETRY_AFTER_S})
         return loaded
 
-    async def one(self, body: bytes, caller: audit.Caller, explain_top: int = 0
-                  ) -> dict[str, Any]:  # fmt: skip
+    async def one(self, body: bytes, caller: audit.Caller, explain_top: int = 0) -> dict[str, Any]:
         """``explain_top`` > 0 adds that many factors (readmit_core.explain); the answer leaves
         an audit record (``readmit_api.audit``)."""
         loaded = self.require_model()  # this request's model, even if another is loaded meanwhile
@@ -87,18 +87,22 @@ class Predictor:
         audit.record(caller, [record], [result], model, bool(explain_top))
         return {**result, "threshold": loaded.model.threshold, "model": model}
 
-    async def many(self, body: bytes, caller: audit.Caller, explain_top: int = 0
-                   ) -> dict[str, Any]:  # fmt: skip
+    async def many(self, body: bytes, caller: audit.Caller, explain_top: int = 0) -> dict[str, Any]:
         def decode() -> Decoded:
             parsed = json_body.parse(body, self.max_batch)
             return Decoded(validation.records(parsed, self.max_batch))
 
         scored = await self.batch(decode, len(body), caller, explain_top)
-        return {"count": len(scored.predictions), "threshold": scored.loaded.model.threshold,
-                "model": scored.loaded.ref(), "predictions": scored.predictions}  # fmt: skip
+        return {
+            "count": len(scored.predictions),
+            "threshold": scored.loaded.model.threshold,
+            "model": scored.loaded.ref(),
+            "predictions": scored.predictions,
+        }
 
-    async def batch(self, decode: Callable[[], Decoded], size: int, caller: audit.Caller,
-                    explain_top: int = 0) -> Scored:  # fmt: skip
+    async def batch(
+        self, decode: Callable[[], Decoded], size: int, caller: audit.Caller, explain_top: int = 0
+    ) -> Scored:
         """Encounters of any protocol (``decode`` turns its body into validated records), scored
         and audited: in the worker thread when the body is over ``INLINE_BODY_BYTES`` (decoding
         too), else on the loop through the micro-batcher."""
@@ -106,7 +110,8 @@ class Predictor:
         if size > INLINE_BODY_BYTES:
             loop = asyncio.get_running_loop()
             decoded, rows, risks, reasons = await loop.run_in_executor(
-                self._worker, self._score_large, loaded, decode, explain_top)  # fmt: skip
+                self._worker, self._score_large, loaded, decode, explain_top
+            )
         else:
             decoded = decode()
             rows = loaded.model.encode_records(decoded.records)
@@ -120,9 +125,9 @@ class Predictor:
         audit.record(caller, decoded.records, predictions, loaded.ref(), bool(explain_top))
         return Scored(loaded, decoded, risks, predictions)
 
-    def _score_large(self, loaded: LoadedModel, decode: Callable[[], Decoded], explain_top: int
-                     ) -> tuple[Decoded, np.ndarray, np.ndarray,
-                                list[dict[str, Any]] | None]:  # fmt: skip
+    def _score_large(
+        self, loaded: LoadedModel, decode: Callable[[], Decoded], explain_top: int
+    ) -> tuple[Decoded, np.ndarray, np.ndarray, list[dict[str, Any]] | None]:
         """A large body, in the worker thread: decoded, validated, encoded and scored there."""
         decoded = decode()
         rows = loaded.model.encode_records(decoded.records)
@@ -133,9 +138,9 @@ class Predictor:
         metrics.observe_inference(time.perf_counter() - started, len(rows))
         return decoded, rows, risks, None
 
-    async def _score(self, loaded: LoadedModel, rows: np.ndarray,
-                     records: list[dict[str, Any]], explain_top: int
-                     ) -> tuple[np.ndarray, list[dict[str, Any]] | None]:  # fmt: skip
+    async def _score(
+        self, loaded: LoadedModel, rows: np.ndarray, records: list[dict[str, Any]], explain_top: int
+    ) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
         """The rows' risks, and their explanations when asked for. An explanation holds its
         row's log-odds, so explained rows skip the batcher: the trees are walked once, not
         twice (once to score, once to explain)."""
@@ -144,8 +149,9 @@ class Predictor:
         return self._explained(loaded, rows, records, explain_top)
 
     @staticmethod
-    def _explained(loaded: LoadedModel, rows: np.ndarray, records: list[dict[str, Any]],
-                   top: int) -> tuple[np.ndarray, list[dict[str, Any]]]:  # fmt: skip
+    def _explained(
+        loaded: LoadedModel, rows: np.ndarray, records: list[dict[str, Any]], top: int
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         started = time.perf_counter()
         reasons = explain(loaded.model, rows, records, top)
         metrics.observe_inference(time.perf_counter() - started, len(rows))

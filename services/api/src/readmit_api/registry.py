@@ -34,8 +34,9 @@ class ModelVersion:
 
 
 class Registry:
-    def __init__(self, tracking_uri: str, timeout_s: float = 10.0,
-                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, tracking_uri: str, timeout_s: float = 10.0, headers: dict[str, str] | None = None
+    ) -> None:
         if urlparse(tracking_uri).scheme not in ("http", "https"):
             raise RegistryError(f"the registry must be an http(s) MLflow server: {tracking_uri}")
         self.base = tracking_uri.rstrip("/")
@@ -43,14 +44,16 @@ class Registry:
         self.headers = headers or {}
 
     def version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        found = self._get_json("/api/2.0/mlflow/registered-models/alias",
-                               {"name": name, "alias": alias})["model_version"]  # fmt: skip
+        found = self._get_json(
+            "/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": alias}
+        )["model_version"]
         return ModelVersion(str(found["version"]), found.get("run_id") or None)
 
     def download_uri(self, name: str, version: str) -> str:
         """Where a version's files are (asked only when that version is to be loaded)."""
-        return self._get_json("/api/2.0/mlflow/model-versions/get-download-uri",
-                              {"name": name, "version": version})["artifact_uri"]  # fmt: skip
+        return self._get_json(
+            "/api/2.0/mlflow/model-versions/get-download-uri", {"name": name, "version": version}
+        )["artifact_uri"]
 
     def download(self, artifact_uri: str, dest: Path) -> Path:
         """Copy the files under ``artifact_uri`` into ``dest``; returns ``dest``."""

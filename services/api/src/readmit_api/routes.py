@@ -61,8 +61,7 @@ def _body(model: type, example: Any) -> dict[str, Any]:
 )
 async def predict(request: Request, explain: Explain = False, top: Top = 5) -> Response:
     who = caller(request, "/predict")
-    answer = await request.app.state.predictor.one(
-        await request.body(), who, top if explain else 0)  # fmt: skip
+    answer = await request.app.state.predictor.one(await request.body(), who, top if explain else 0)
     return json_response(answer, headers={"X-Request-ID": who.request_id})
 
 
@@ -76,7 +75,8 @@ async def predict(request: Request, explain: Explain = False, top: Top = 5) -> R
 async def predict_batch(request: Request, explain: Explain = False, top: Top = 5) -> Response:
     who = caller(request, "/predict/batch")
     answer = await request.app.state.predictor.many(
-        await request.body(), who, top if explain else 0)  # fmt: skip
+        await request.body(), who, top if explain else 0
+    )
     return json_response(answer, headers={"X-Request-ID": who.request_id})
 
 

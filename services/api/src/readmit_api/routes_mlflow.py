@@ -21,18 +21,26 @@ _TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    said = {400: "Not a DataFrame of encounters, or invalid values (each column and row)",
-            401: "Missing or invalid API key (when keys are set)",
-            403: "This client may not name a user (X-Readmit-User)",
-            413: "Body or rows past the limits", 415: "Content type is not JSON or CSV",
-            503: "No model loaded yet"}  # fmt: skip
+    said = {
+        400: "Not a DataFrame of encounters, or invalid values (each column and row)",
+        401: "Missing or invalid API key (when keys are set)",
+        403: "This client may not name a user (X-Readmit-User)",
+        413: "Body or rows past the limits",
+        415: "Content type is not JSON or CSV",
+        503: "No model loaded yet",
+    }
     return {s: {"model": bodies.MlflowError, "description": said[s]} for s in statuses}
 
 
 # MLflow answers these with text in an application/json response; text/plain here
-@router.get("/ping", summary="Health as mlflow models serve answers it (503 while no model)",
-            responses={200: {**_TEXT, "description": "A model is loaded"},
-                       503: {**_TEXT, "description": "No model loaded yet"}})  # fmt: skip
+@router.get(
+    "/ping",
+    summary="Health as mlflow models serve answers it (503 while no model)",
+    responses={
+        200: {**_TEXT, "description": "A model is loaded"},
+        503: {**_TEXT, "description": "No model loaded yet"},
+    },
+)
 async def ping(request: Request) -> Response:
     up = request.app.state.store.current is not None
     return Response("\n", 200 if up else 503, media_type="text/plain")
@@ -48,10 +56,13 @@ async def server_version(request: Request) -> Response:
     return Response(VERSION, media_type="text/plain")
 
 
-@router.post("/invocations", summary="Risks of a DataFrame's rows: {\"predictions\": [...]}",
-             response_model=bodies.MlflowPredictions,
-             responses=_errors(400, 401, 403, 413, 415, 503),
-             openapi_extra=mlflow_scoring.OPENAPI_BODY)  # fmt: skip
+@router.post(
+    "/invocations",
+    summary='Risks of a DataFrame\'s rows: {"predictions": [...]}',
+    response_model=bodies.MlflowPredictions,
+    responses=_errors(400, 401, 403, 413, 415, 503),
+    openapi_extra=mlflow_scoring.OPENAPI_BODY,
+)
 async def invocations(request: Request) -> Response:
     who = caller(request, "/invocations")
     body = await request.body()

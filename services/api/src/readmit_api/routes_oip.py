@@ -20,12 +20,16 @@ router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (KServe V2)"])
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OIP's error body for each status a route answers with."""
-    said = {400: "Not an inference request of this model (input, datatype, shape, binary data)",
-            401: "Missing or invalid API key (when keys are set)",
-            403: "This client may not name a user (X-Readmit-User)",
-            404: "Not the served model or version", 413: "Body or rows past the limits",
-            415: "Content type is not JSON or octet-stream",
-            422: "Invalid values: each input and row", 503: "No model loaded yet"}  # fmt: skip
+    said = {
+        400: "Not an inference request of this model (input, datatype, shape, binary data)",
+        401: "Missing or invalid API key (when keys are set)",
+        403: "This client may not name a user (X-Readmit-User)",
+        404: "Not the served model or version",
+        413: "Body or rows past the limits",
+        415: "Content type is not JSON or octet-stream",
+        422: "Invalid values: each input and row",
+        503: "No model loaded yet",
+    }
     return {s: {"model": bodies.OipError, "description": said[s]} for s in statuses}
 
 
@@ -37,16 +41,18 @@ async def live() -> Response:
     return json_response({"live": True})
 
 
-@router.get("/health/ready", summary="Readiness: a model is loaded (503 while not)",
-            response_model=bodies.OipReady,
-            responses={503: {"model": bodies.OipReady, "description": "Not ready"}})  # fmt: skip
+@router.get(
+    "/health/ready",
+    summary="Readiness: a model is loaded (503 while not)",
+    response_model=bodies.OipReady,
+    responses={503: {"model": bodies.OipReady, "description": "Not ready"}},
+)
 async def ready(request: Request) -> Response:
     up = request.app.state.store.current is not None and not request.app.state.draining.is_set()
     return json_response({"ready": up}, 200 if up else 503)
 
 
-@router.get("", summary="Server metadata", response_model=bodies.OipServer,
-            responses=_errors(401))  # fmt: skip
+@router.get("", summary="Server metadata", response_model=bodies.OipServer, responses=_errors(401))
 async def server(request: Request) -> Response:
     require_key(request)
     return json_response(oip.server_metadata(request.app.version))
@@ -59,44 +65,73 @@ def _served(request: Request, name: str, version: str | None) -> LoadedModel:
     return loaded
 
 
-@router.get("/models/{name}", summary="Model metadata: one input tensor per encounter field",
-            response_model=bodies.OipModel, responses=_MODEL)  # fmt: skip
-@router.get("/models/{name}/versions/{version}", summary="Model metadata (a version)",
-            response_model=bodies.OipModel, responses=_MODEL)  # fmt: skip
+@router.get(
+    "/models/{name}",
+    summary="Model metadata: one input tensor per encounter field",
+    response_model=bodies.OipModel,
+    responses=_MODEL,
+)
+@router.get(
+    "/models/{name}/versions/{version}",
+    summary="Model metadata (a version)",
+    response_model=bodies.OipModel,
+    responses=_MODEL,
+)
 async def model(request: Request, name: str, version: str | None = None) -> Response:
     require_key(request)
     return json_response(oip.model_metadata(_served(request, name, version)))
 
 
-@router.get("/models/{name}/ready", summary="Model readiness",
-            response_model=bodies.OipModelReady, responses=_MODEL)  # fmt: skip
-@router.get("/models/{name}/versions/{version}/ready", summary="Model readiness (a version)",
-            response_model=bodies.OipModelReady, responses=_MODEL)  # fmt: skip
+@router.get(
+    "/models/{name}/ready",
+    summary="Model readiness",
+    response_model=bodies.OipModelReady,
+    responses=_MODEL,
+)
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    summary="Model readiness (a version)",
+    response_model=bodies.OipModelReady,
+    responses=_MODEL,
+)
 async def model_ready(request: Request, name: str, version: str | None = None) -> Response:
     require_key(request)
     _served(request, name, version)
     return json_response({"name": name, "ready": True})
 
 
-_INFER = {**_errors(400, 401, 403, 404, 413, 415, 422, 503),
-          200: {"content": {oip.BINARY: {"schema": {"type": "string", "format": "binary"}}},
-                "description": "The outputs: JSON, or the binary extension's layout"}}  # fmt: skip
+_INFER = {
+    **_errors(400, 401, 403, 404, 413, 415, 422, 503),
+    200: {
+        "content": {oip.BINARY: {"schema": {"type": "string", "format": "binary"}}},
+        "description": "The outputs: JSON, or the binary extension's layout",
+    },
+}
 
 
-@router.post("/models/{name}/infer", summary="Inference: one row per encounter",
-             response_model=bodies.OipResponse, responses=_INFER,
-             openapi_extra=oip.OPENAPI_BODY)  # fmt: skip
-@router.post("/models/{name}/versions/{version}/infer", summary="Inference (a version)",
-             response_model=bodies.OipResponse, responses=_INFER,
-             openapi_extra=oip.OPENAPI_BODY)  # fmt: skip
+@router.post(
+    "/models/{name}/infer",
+    summary="Inference: one row per encounter",
+    response_model=bodies.OipResponse,
+    responses=_INFER,
+    openapi_extra=oip.OPENAPI_BODY,
+)
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    summary="Inference (a version)",
+    response_model=bodies.OipResponse,
+    responses=_INFER,
+    openapi_extra=oip.OPENAPI_BODY,
+)
 async def infer(request: Request, name: str, version: str | None = None) -> Response:
     who = caller(request, "/v2/infer")  # the key (401) and the user it names (403)
     _served(request, name, version)
     body = await request.body()
     header = request.headers.get(oip.HEADER_LENGTH)
     predictor = request.app.state.predictor
-    scored = await predictor.batch(lambda: oip.decode(body, header, predictor.max_batch),
-                                   len(body), who)  # fmt: skip
+    scored = await predictor.batch(
+        lambda: oip.decode(body, header, predictor.max_batch), len(body), who
+    )
     answer = oip.response(scored.loaded, scored.decoded.context, scored.predictions)
     answer.headers["X-Request-ID"] = who.request_id
     return answer

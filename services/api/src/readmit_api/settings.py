@@ -32,9 +32,11 @@ class Settings(RegistryLogin):
         5000, ge=100, description="last encounters the drift metrics are computed over"
     )
     drift_min_encounters: int = Field(
-        100, ge=1, description="encounters the window must hold before its shares are published "
+        100,
+        ge=1,
+        description="encounters the window must hold before its shares are published "
         "(fewer say too much about each patient)",
-    )  # fmt: skip
+    )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="largest request body accepted (413 beyond)"
     )
@@ -55,25 +57,29 @@ class Settings(RegistryLogin):
         5.0, gt=0, description="seconds an idle kept-alive connection stays open"
     )
     api_keys: SecretStr | None = Field(
-        None, description="client=key pairs, comma-separated; when keys are set, /predict* and "
+        None,
+        description="client=key pairs, comma-separated; when keys are set, /predict* and "
         "/model need a Bearer key",
-    )  # fmt: skip
+    )
     api_keys_dir: Path | None = Field(
-        None, description="a directory of key files, one per client (the file's name is the "
+        None,
+        description="a directory of key files, one per client (the file's name is the "
         "client's key id, its lines that client's keys), e.g. a mounted Secret; watched; wins over "
         "READMIT_API_KEYS",
-    )  # fmt: skip
+    )
     api_keys_reload_s: float = Field(
         5.0, gt=0, description="how often READMIT_API_KEYS_DIR is read again for changed keys"
     )
     user_header_clients: str = Field(
-        "ui", description="key ids (comma-separated) that may name the signed-in user in "
+        "ui",
+        description="key ids (comma-separated) that may name the signed-in user in "
         "X-Readmit-User, for the audit record: the ui's; another client naming one gets 403",
-    )  # fmt: skip
+    )
     mlflow_tracking_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("MLFLOW_TRACKING_TOKEN"),
+        None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_TOKEN"),
         description="Bearer token for the registry (MLflow's own variable)",
-    )  # fmt: skip
+    )
     shutdown_drain_s: float = Field(
         0.0,
         ge=0,
@@ -83,11 +89,17 @@ class Settings(RegistryLogin):
     host: str = Field("0.0.0.0", description="address to listen on")
     port: int = Field(8000, ge=1, le=65535, description="port to listen on")
     metrics_port: int = Field(
-        9464, ge=0, le=65535, description="port of /metrics (on its own: only Prometheus is let "
+        9464,
+        ge=0,
+        le=65535,
+        description="port of /metrics (on its own: only Prometheus is let "
         "reach it); 0 = no metrics server",
-    )  # fmt: skip
-    log_level: str = Field("info", pattern="^(debug|info|warning|error|critical)$",
-                           description="level of the JSON logs on stderr")  # fmt: skip
+    )
+    log_level: str = Field(
+        "info",
+        pattern="^(debug|info|warning|error|critical)$",
+        description="level of the JSON logs on stderr",
+    )
     high_risk_band: float = Field(
         0.3, gt=0, lt=1, description="risk at or above which the band is 'high'"
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from readmit_core.diagnosis_rates import DiagnosisRates, RatesError
 from readmit_core.model import ReadmissionModel
-from readmit_core.scorers import SCORERS, ScorerError
+from readmit_core.scoring import SCORERS, ScorerError
 
 # 2: the diagnosis rates (the encoding's fitted part) joined the manifest.
 FORMAT = "readmit-model/2"
@@ -76,8 +76,10 @@ def load(directory: Path) -> ReadmissionModel:
         raise ArtifactError(f"{MANIFEST} is not JSON: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         said = manifest.get("format") if isinstance(manifest, dict) else None
-        raise ArtifactError(f"{MANIFEST} is not in the {FORMAT} format (it says {said!r}): "
-                            "register it again with this version's trainer")  # fmt: skip
+        raise ArtifactError(
+            f"{MANIFEST} is not in the {FORMAT} format (it says {said!r}): "
+            "register it again with this version's trainer"
+        )
     try:
         scorer_spec = manifest["scorer"]
         kind, params, names = scorer_spec["kind"], scorer_spec["params"], scorer_spec["files"]

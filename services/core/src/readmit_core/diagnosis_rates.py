@@ -91,16 +91,19 @@ class DiagnosisRates:
         for j in range(0, len(POSITION_FEATURES), 2):
             codes_, categories = self.tables[TABLES[j]], self.tables[TABLES[j + 1]]
             out[:, j + 1] = [categories.get(key, self.prior) for key in keys[j + 1]]
-            out[:, j] = [codes_.get(key, rate) for key, rate in zip(keys[j], out[:, j + 1],
-                                                                   strict=True)]  # fmt: skip
+            out[:, j] = [
+                codes_.get(key, rate) for key, rate in zip(keys[j], out[:, j + 1], strict=True)
+            ]
         anywhere = self.tables["anywhere"]
         per_position = np.array(
             [[anywhere.get(key, self.prior) for key in k] for k in keys[1::2]]
         ).reshape(len(DIAGNOSES), n)
         npos = len(POSITION_FEATURES)
         out[:, npos], out[:, npos + 1], out[:, npos + 2] = (
-            per_position.max(axis=0), per_position.mean(axis=0), per_position.min(axis=0)
-        )  # fmt: skip
+            per_position.max(axis=0),
+            per_position.mean(axis=0),
+            per_position.min(axis=0),
+        )
         return out
 
     def row(self, codes: Sequence[str | None]) -> list[float]:
@@ -126,12 +129,13 @@ class DiagnosisRates:
             prior, tables = float(data["prior"]), data["tables"]
             ok = 0.0 <= prior <= 1.0 and isinstance(tables, dict) and set(tables) == set(TABLES)
             ok = ok and all(
-                isinstance(t, dict) and all(
+                isinstance(t, dict)
+                and all(
                     isinstance(k, str) and type(v) in (int, float) and 0.0 <= v <= 1.0
                     for k, v in t.items()
                 )
                 for t in tables.values()
-            )  # fmt: skip
+            )
         except (KeyError, TypeError, ValueError):
             ok = False
         if not ok:

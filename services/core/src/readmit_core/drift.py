@@ -72,8 +72,11 @@ def shares(bins: np.ndarray) -> dict[str, list[float]]:
 
 def baseline(features: np.ndarray, flagged_share: float) -> dict[str, Any]:
     """What the trainer saves with the model (validation rows)."""
-    return {"flagged_share": flagged_share, "rows": len(features),
-            "shares": shares(bin_rows(features))}  # fmt: skip
+    return {
+        "flagged_share": flagged_share,
+        "rows": len(features),
+        "shares": shares(bin_rows(features)),
+    }
 
 
 def psi(expected: Sequence[float], actual: Sequence[float]) -> float:

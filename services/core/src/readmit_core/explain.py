@@ -43,8 +43,9 @@ def factor_contributions(model: ReadmissionModel, features: np.ndarray) -> tuple
     return base, per_feature @ _GROUPING
 
 
-def explain(model: ReadmissionModel, features: np.ndarray,
-            records: Sequence[Mapping[str, Any]], top: int) -> list[dict[str, Any]]:  # fmt: skip
+def explain(
+    model: ReadmissionModel, features: np.ndarray, records: Sequence[Mapping[str, Any]], top: int
+) -> list[dict[str, Any]]:
     """Per row: the base log-odds, the ``top`` factors by size (field, label, the encounter's
     value and its label, contribution), the rest summed, and the log-odds they add up to."""
     base, contributions = factor_contributions(model, features)
@@ -60,14 +61,23 @@ def explain(model: ReadmissionModel, features: np.ndarray,
             else:
                 value = record[name]
                 shown = FIELDS_BY_NAME[name].label_of(value) if value is not None else "missing"
-            factors.append({"field": name, "label": label(name), "value": value,
-                            "value_label": shown, "contribution": float(values[i])})  # fmt: skip
-        out.append({
-            "base_log_odds": float(base),
-            "factors": factors,
-            "other_factors": float(values[order[top:]].sum()),
-            "log_odds": float(base + values.sum()),
-        })  # fmt: skip
+            factors.append(
+                {
+                    "field": name,
+                    "label": label(name),
+                    "value": value,
+                    "value_label": shown,
+                    "contribution": float(values[i]),
+                }
+            )
+        out.append(
+            {
+                "base_log_odds": float(base),
+                "factors": factors,
+                "other_factors": float(values[order[top:]].sum()),
+                "log_odds": float(base + values.sum()),
+            }
+        )
     return out
 
 

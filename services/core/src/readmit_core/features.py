@@ -34,9 +34,16 @@ NAN = math.nan
 
 # Diagnosis groups of Strack et al. 2014, Table 2; everything else (V and E codes too) is "other".
 DIAGNOSIS_GROUPS = (
-    "circulatory", "respiratory", "digestive", "diabetes", "injury", "musculoskeletal",
-    "genitourinary", "neoplasms", "other",
-)  # fmt: skip
+    "circulatory",
+    "respiratory",
+    "digestive",
+    "diabetes",
+    "injury",
+    "musculoskeletal",
+    "genitourinary",
+    "neoplasms",
+    "other",
+)
 _GROUP_RANGES = (
     ("circulatory", 390, 459, 785),
     ("respiratory", 460, 519, 786),
@@ -179,7 +186,8 @@ def encode_frame(frame: pd.DataFrame, rates: DiagnosisRates) -> np.ndarray:
         out[:, column[f"{d}_group"]] = np.fromiter((p[1] for p in pairs), np.float64, len(pairs))
     for f in _CATEGORIES:
         out[:, column[f.name]] = (
-            pd.Series(frame[f.name].to_numpy(dtype=object)).map(_CODES[f.name])
+            pd.Series(frame[f.name].to_numpy(dtype=object))
+            .map(_CODES[f.name])
             .to_numpy(dtype=np.float64, na_value=NAN)
-        )  # fmt: skip
+        )
     return out

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from readmit_core.diagnosis_rates import DiagnosisRates
-    from readmit_core.scorers import Scorer
+    from readmit_core.scoring import Scorer
 
 
 class IncompatibleModelError(RuntimeError):

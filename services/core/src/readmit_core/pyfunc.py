@@ -32,7 +32,7 @@ class ReadmissionPyfunc(mlflow.pyfunc.PythonModel):
     # signature stays the only one); without any hint it warns on every load.
     def predict(self, context, model_input: pd.DataFrame, params=None):
         # The api's record path, not encode_frame's per-column pandas maps: ~50x less per row
-        # for a served request of one or a few rows, the same numbers (tests/test_features.py).
+        # for a served request of one or a few rows, the same numbers (tests/core/test_features.py).
         return self.model.predict_records(frame_records(model_input))
 
 

@@ -19,14 +19,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MODEL_NAME = "diabetes-readmission"  # the registered model
 MODEL_ALIAS = "production"  # the alias the api serves and the trainer moves
 API_URL = "http://127.0.0.1:8000"  # where the ui and Locust find the api by default
+# How the api's clients (the ui and Locust) ride over an api pod that just died.
+# A refused connection sent nothing, so retrying it is safe; a request that was sent is never
+# retried. A killed pod stays in the Service until the kubelet sees the death (it relists every
+# 1 s), the EndpointSlice marks it not ready and kube-proxy resyncs (at most once a second), and
+# each retry may be routed to the dead pod again. Four retries wait 0, 0.5, 1 and 2 s (httpcore's
+# fixed schedule, which Locust's urllib3 Retry copies): 3.5 s, past the window test_e2e_node
+# measures (its faults file: "dead pod listed ready").
+CONNECT_RETRIES = 4
 
 
 def secret_field(description: str, variable: str | None = None) -> Any:
     """A secret read from READMIT_<FIELD> (or ``variable``) or from the file READMIT_<FIELD>_FILE
     names."""
     alias = AliasChoices(variable) if variable else None
-    return Field(None, description=description, validation_alias=alias,
-                 json_schema_extra={"secret_file": True})  # fmt: skip
+    return Field(
+        None,
+        description=description,
+        validation_alias=alias,
+        json_schema_extra={"secret_file": True},
+    )
 
 
 class ReadmitSettings(BaseSettings):
@@ -63,9 +75,10 @@ class RegistryLogin(ReadmitSettings):
     """An authenticated MLflow's login as MLflow's own client reads it (api and trainer)."""
 
     mlflow_tracking_username: str | None = Field(
-        None, validation_alias=AliasChoices("MLFLOW_TRACKING_USERNAME"),
+        None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_USERNAME"),
         description="basic-auth user for the registry (MLflow's own variable)",
-    )  # fmt: skip
+    )
     mlflow_tracking_password: SecretStr | None = secret_field(
         "basic-auth password for the registry (MLflow's own variable; or "
         "READMIT_MLFLOW_TRACKING_PASSWORD_FILE: a file with it, e.g. a mounted Secret)",
@@ -76,7 +89,11 @@ class RegistryLogin(ReadmitSettings):
 class DataSettings(ReadmitSettings):
     """Where the data set is (readmit_core.data; the trainer and Locust read it there)."""
 
-    data: str | None = Field(None, description="the UCI zip or diabetic_data.csv; unset: "
-                             "download from UCI (SHA-256 verified) into the cache")  # fmt: skip
-    cache_dir: Path = Field(Path.home() / ".cache" / "readmit",
-                            description="where a downloaded data set is kept")  # fmt: skip
+    data: str | None = Field(
+        None,
+        description="the UCI zip or diabetic_data.csv; unset: "
+        "download from UCI (SHA-256 verified) into the cache",
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "readmit", description="where a downloaded data set is kept"
+    )

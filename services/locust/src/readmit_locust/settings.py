@@ -9,9 +9,10 @@ from readmit_core.settings import API_URL, ReadmitSettings, secret_field
 
 class LocustSettings(ReadmitSettings):
     api_url: str = Field(
-        API_URL, description="the api's base URL (readmit-loadtest --host): the only host a run "
+        API_URL,
+        description="the api's base URL (readmit-loadtest --host): the only host a run "
         "may target, and the only one the key is sent to",
-    )  # fmt: skip
+    )
     api_key: SecretStr | None = secret_field(
         "Bearer key for the api, when it needs one (or READMIT_API_KEY_FILE: a file with it)"
     )

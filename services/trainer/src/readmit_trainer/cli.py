@@ -22,7 +22,7 @@ from readmit_trainer.settings import TrainerSettings
 from readmit_trainer.training import TrainOptions, TrainResult, train
 
 if TYPE_CHECKING:
-    from readmit_trainer.registry import Published
+    from readmit_trainer.publish import Published
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,8 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def output(options: TrainOptions, alias: str, result: TrainResult,
-           published: Published) -> dict[str, Any]:  # fmt: skip
+def output(
+    options: TrainOptions, alias: str, result: TrainResult, published: Published
+) -> dict[str, Any]:
     """The JSON line the CLI prints (tests, the chart's Job and `make bench` read it)."""
     summary, decision, champion = result.summary, published.decision, published.champion
     return {
@@ -102,21 +103,28 @@ def output(options: TrainOptions, alias: str, result: TrainResult,
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     np.random.seed(args.seed)
-    options = TrainOptions(data=args.data, model_name=args.model_name, candidates=args.candidates,
-                           seed=args.seed, sample=args.sample, cv_folds=args.cv_folds)  # fmt: skip
+    options = TrainOptions(
+        data=args.data,
+        model_name=args.model_name,
+        candidates=args.candidates,
+        seed=args.seed,
+        sample=args.sample,
+        cv_folds=args.cv_folds,
+    )
     try:
         result = train(options)
     except DataError as exc:
         sys.exit(f"readmit-train: {exc}")
-    from readmit_trainer import registry  # imports mlflow: not for --help or a data error
+    from readmit_trainer import publish  # imports mlflow: not for --help or a data error
 
     # MLflow's client reads its password from the environment only: a Secret's file goes there.
     settings = TrainerSettings()
     if settings.mlflow_tracking_password is not None:
         os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.reveal(settings.mlflow_tracking_password)
-    registry.set_tracking(args.tracking_uri)
-    published = registry.publish(result, args.model_name, args.alias, args.force,
-                                 {"sample": args.sample, "seed": args.seed})  # fmt: skip
+    publish.set_tracking(args.tracking_uri)
+    published = publish.publish(
+        result, args.model_name, args.alias, args.force, {"sample": args.sample, "seed": args.seed}
+    )
     sys.stdout.write(json.dumps(output(options, args.alias, result, published)) + "\n")
     sys.stdout.flush()
 

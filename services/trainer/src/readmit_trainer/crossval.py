@@ -25,8 +25,14 @@ if TYPE_CHECKING:
 FOLDS_SEED = 20_260_101  # part of the benchmark's definition: the same folds every run
 
 
-def cross_validate(frame: pd.DataFrame, y: np.ndarray, patients: np.ndarray,
-                   candidates: list[str], folds: int, seed: int) -> dict[str, Any]:  # fmt: skip
+def cross_validate(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    patients: np.ndarray,
+    candidates: list[str],
+    folds: int,
+    seed: int,
+) -> dict[str, Any]:
     """Per fold: the whole recipe (``readmit_trainer.recipe``) on the other folds' patients, their
     fixed hash split holding out 15 % for early stopping, selection and the threshold; score the
     held-out fold once; and per group (``evaluation.by_group``) over the out-of-fold risks."""
@@ -36,16 +42,21 @@ def cross_validate(frame: pd.DataFrame, y: np.ndarray, patients: np.ndarray,
     risk = np.full(len(y), np.nan)  # out of fold: each row scored by the fold that held it out
     for k, (rest, held) in enumerate(splitter.split(y, y, groups=patients), start=1):
         inner = patient_split(patients[rest], (0.85, 0.15, 0.0))
-        recipe = fit_recipe(frame, y, patients, rest[inner == 0], rest[inner == 1], candidates,
-                            seed)  # fmt: skip
+        recipe = fit_recipe(
+            frame, y, patients, rest[inner == 0], rest[inner == 1], candidates, seed
+        )
         model = recipe.model
         risk[held] = model.predict_proba(recipe.features[held])
         scores = metrics(y[held], risk[held], model.threshold)
         per_fold.append({"algorithm": model.algorithm, "rows": len(held), **scores})
         progress(f"fold {k}/{folds}: {model.algorithm}, ROC AUC {scores['roc_auc']:.4f}")
-    summary: dict[str, Any] = {"folds": folds, "seed": FOLDS_SEED, "per_fold": per_fold,
-                               "by_group": by_group(frame, y, risk),
-                               "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+    summary: dict[str, Any] = {
+        "folds": folds,
+        "seed": FOLDS_SEED,
+        "per_fold": per_fold,
+        "by_group": by_group(frame, y, risk),
+        "seconds": round(time.monotonic() - started, 1),
+    }
     for name in HEADLINE:
         values = np.array([f[name] for f in per_fold])
         summary[name] = {"mean": float(values.mean()), "sd": float(values.std(ddof=1))}

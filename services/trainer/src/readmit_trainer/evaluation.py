@@ -75,15 +75,17 @@ def by_group(frame: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[str, 
             rows = (values == value).to_numpy()
             yg, rg = y[rows], risk[rows]
             scored = len(yg) >= MIN_GROUP and 0 < yg.sum() < len(yg)
-            groups.append({
-                "value": str(value),
-                "rows": int(rows.sum()),
-                "observed": float(yg.mean()),
-                "predicted": float(rg.mean()),
-                "ece": expected_calibration_error(yg, rg) if scored else None,
-                "chance_ece": chance_calibration_error(rg) if scored else None,
-                "roc_auc": float(roc_auc_score(yg, rg)) if scored else None,
-            })  # fmt: skip
+            groups.append(
+                {
+                    "value": str(value),
+                    "rows": int(rows.sum()),
+                    "observed": float(yg.mean()),
+                    "predicted": float(rg.mean()),
+                    "ece": expected_calibration_error(yg, rg) if scored else None,
+                    "chance_ece": chance_calibration_error(rg) if scored else None,
+                    "roc_auc": float(roc_auc_score(yg, rg)) if scored else None,
+                }
+            )
         out[column] = groups
     return out
 
@@ -91,16 +93,23 @@ def by_group(frame: pd.DataFrame, y: np.ndarray, risk: np.ndarray) -> dict[str, 
 def group_table(groups: dict[str, list[dict]]) -> str:
     """``by_group`` as one markdown table under its caption (the model card's and
     ``make bench``'s)."""
-    lines = [f"Groups under {MIN_GROUP:,} encounters are pooled; ECE and ROC AUC from "
-             f"{MIN_GROUP:,} up.", "",
-             "| group | encounters | observed | predicted | ECE | ECE by chance | ROC AUC |",
-             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        f"Groups under {MIN_GROUP:,} encounters are pooled; ECE and ROC AUC from {MIN_GROUP:,} up.",
+        "",
+        "| group | encounters | observed | predicted | ECE | ECE by chance | ROC AUC |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for column, rows in groups.items():
         for g in rows:
-            scores = ["-"] * 3 if g["ece"] is None else [
-                f"{g['ece']:.4f}", f"{g['chance_ece']:.4f}", f"{g['roc_auc']:.3f}"]  # fmt: skip
-            lines.append(f"| {column} = {g['value']} | {g['rows']:,} | {g['observed']:.1%} | "
-                         f"{g['predicted']:.1%} | {' | '.join(scores)} |")  # fmt: skip
+            scores = (
+                ["-"] * 3
+                if g["ece"] is None
+                else [f"{g['ece']:.4f}", f"{g['chance_ece']:.4f}", f"{g['roc_auc']:.3f}"]
+            )
+            lines.append(
+                f"| {column} = {g['value']} | {g['rows']:,} | {g['observed']:.1%} | "
+                f"{g['predicted']:.1%} | {' | '.join(scores)} |"
+            )
     return "\n".join(lines)
 
 
@@ -156,8 +165,7 @@ def plots(y: np.ndarray, risk: np.ndarray, out: Path, title: str) -> list[Path]:
 def _cv_section(cv: dict[str, Any] | None) -> str:
     if not cv:
         return "\nCross-validation: not run (`readmit-train --cv-folds 5`).\n"
-    rows = "\n".join(f"| {k} | {cv[k]['mean']:.4f} | {cv[k]['sd']:.4f} |"
-                     for k in HEADLINE)  # fmt: skip
+    rows = "\n".join(f"| {k} | {cv[k]['mean']:.4f} | {cv[k]['sd']:.4f} |" for k in HEADLINE)
     return (
         f"\n{cv['folds']}-fold patient-grouped cross-validation of the whole recipe (fixed "
         f"folds, seed {cv['seed']}):\n\n| metric | mean | sd |\n|---|---|---|\n{rows}\n"

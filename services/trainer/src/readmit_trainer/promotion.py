@@ -29,11 +29,15 @@ def decide(challenger_auc: float, champion: Champion | None, force: bool) -> Dec
     if champion is None:
         return Decision(True, "no current holder")
     if champion.unservable is not None:
-        return Decision(True, f"champion v{champion.version} cannot be served: "
-                               f"{champion.unservable}")  # fmt: skip
+        return Decision(
+            True, f"champion v{champion.version} cannot be served: {champion.unservable}"
+        )
     if champion.roc_auc is None:
-        return Decision(False, f"challenger {challenger_auc:.4f} vs champion "
-                               f"v{champion.version} unscorable")  # fmt: skip
+        return Decision(
+            False, f"challenger {challenger_auc:.4f} vs champion v{champion.version} unscorable"
+        )
     better = challenger_auc > champion.roc_auc
-    return Decision(better, f"challenger {challenger_auc:.4f} vs champion v{champion.version} "
-                            f"{champion.roc_auc:.4f}")  # fmt: skip
+    return Decision(
+        better,
+        f"challenger {challenger_auc:.4f} vs champion v{champion.version} {champion.roc_auc:.4f}",
+    )

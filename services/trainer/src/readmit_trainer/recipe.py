@@ -12,9 +12,8 @@ import numpy as np
 from readmit_core.diagnosis_rates import RATE_FEATURES, DiagnosisRates, out_of_fold
 from readmit_core.features import FEATURE_NAMES, diagnosis_codes, encode_frame
 from readmit_core.model import ReadmissionModel
-from readmit_trainer.candidates import Fitted, refit, select
+from readmit_trainer.candidates import Fitted, refit, select, to_scorer
 from readmit_trainer.evaluation import max_f1_threshold, metrics
-from readmit_trainer.export import to_scorer
 from readmit_trainer.progress import progress
 
 if TYPE_CHECKING:
@@ -23,8 +22,9 @@ if TYPE_CHECKING:
 RATE_COLUMNS = [FEATURE_NAMES.index(name) for name in RATE_FEATURES]
 
 
-def _fit_rates(codes: list[np.ndarray], y: np.ndarray, fit: np.ndarray, patients: np.ndarray,
-               seed: int) -> tuple[DiagnosisRates, np.ndarray]:  # fmt: skip
+def _fit_rates(
+    codes: list[np.ndarray], y: np.ndarray, fit: np.ndarray, patients: np.ndarray, seed: int
+) -> tuple[DiagnosisRates, np.ndarray]:
     """Rates fitted on the ``fit`` rows (indices), and those rows' own rates out of fold, so the
     model learns how far a rate it did not see generalises."""
     fit_codes = [c[fit] for c in codes]
@@ -41,8 +41,15 @@ class Recipe:
     validation: dict[str, Any]  # the pick's metrics on validation, before the refit
 
 
-def fit_recipe(frame: pd.DataFrame, y: np.ndarray, patients: np.ndarray, fit: np.ndarray,
-               val: np.ndarray, candidates: list[str], seed: int) -> Recipe:  # fmt: skip
+def fit_recipe(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    patients: np.ndarray,
+    fit: np.ndarray,
+    val: np.ndarray,
+    candidates: list[str],
+    seed: int,
+) -> Recipe:
     """``fit`` and ``val``: row indices. Rows in neither are never seen (score them after)."""
     codes = [np.asarray(c, dtype=object) for c in diagnosis_codes(frame)]
     rates, own = _fit_rates(codes, y, fit, patients, seed)
@@ -50,8 +57,9 @@ def fit_recipe(frame: pd.DataFrame, y: np.ndarray, patients: np.ndarray, fit: np
     X[np.ix_(fit, RATE_COLUMNS)] = own
     chosen, fitted = select(candidates, X[fit], y[fit], X[val], y[val], seed)
     progress(f"selected {chosen.algorithm} (validation ROC AUC {chosen.val_roc_auc:.4f})")
-    picked = ReadmissionModel(to_scorer(chosen.algorithm, chosen.estimator), 0.5,
-                              chosen.algorithm, rates)  # fmt: skip
+    picked = ReadmissionModel(
+        to_scorer(chosen.algorithm, chosen.estimator), 0.5, chosen.algorithm, rates
+    )
     val_risk = picked.predict_proba(X[val])
     threshold = max_f1_threshold(y[val], val_risk)
     both = np.concatenate([fit, val])
@@ -62,6 +70,7 @@ def fit_recipe(frame: pd.DataFrame, y: np.ndarray, patients: np.ndarray, fit: np
     X_all[np.ix_(both, RATE_COLUMNS)] = own
     progress(f"refitting {chosen.algorithm} on training + validation ({len(both)} rows)")
     estimator = refit(chosen, X_all[both], y[both], len(fit), seed)
-    model = ReadmissionModel(to_scorer(chosen.algorithm, estimator), threshold, chosen.algorithm,
-                             rates_all)  # fmt: skip
+    model = ReadmissionModel(
+        to_scorer(chosen.algorithm, estimator), threshold, chosen.algorithm, rates_all
+    )
     return Recipe(model, X_all, chosen, fitted, metrics(y[val], val_risk, threshold))

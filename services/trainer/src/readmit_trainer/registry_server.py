@@ -45,6 +45,16 @@ class RegistryAccessError(RuntimeError):
     pass
 
 
+def local_command(mlflow: str | Path, backend: str | Path, artifacts: Path, port: int) -> list[str]:
+    """``mlflow server`` as the local stack, the tests and the benchmarks run it: one worker on
+    loopback, no authentication, the artifacts proxied from a local directory; ``backend`` a
+    store URI or the path of a sqlite database."""
+    uri = backend if isinstance(backend, str) else f"sqlite:///{backend}"
+    store = ["--backend-store-uri", uri, "--artifacts-destination", str(artifacts)]
+    here = ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    return [str(mlflow), "server", *store, "--serve-artifacts", *here]
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -77,8 +87,13 @@ class Admin:
         token = base64.b64encode(f"{ADMIN}:{password}".encode()).decode()
         self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
-             query: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         url = self.base + path + (f"?{urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None
         try:
@@ -91,8 +106,14 @@ class Admin:
             except ValueError:
                 return exc.code, {"message": text.decode(errors="replace")}
 
-    def ok(self, method: str, path: str, body: dict[str, Any] | None = None,
-           query: dict[str, str] | None = None, *also: str) -> dict[str, Any]:  # fmt: skip
+    def ok(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+        *also: str,
+    ) -> dict[str, Any]:
         """The answer of a call that must succeed, or fail only with one of ``also``."""
         status, answer = self.call(method, path, body, query)
         if status != 200 and answer.get("error_code") not in also:
@@ -110,8 +131,9 @@ def ensure_user(admin: Admin, user: User) -> None:
 def ensure_resources(admin: Admin, model: str) -> str:
     """The model's experiment (its runs and files) and registered model; the experiment's id."""
     missing = ("RESOURCE_DOES_NOT_EXIST", "RESOURCE_NOT_FOUND")
-    found = admin.ok("GET", "/api/2.0/mlflow/experiments/get-by-name", None,
-                     {"experiment_name": model}, *missing)  # fmt: skip
+    found = admin.ok(
+        "GET", "/api/2.0/mlflow/experiments/get-by-name", None, {"experiment_name": model}, *missing
+    )
     if "experiment" in found:
         experiment = found["experiment"]["experiment_id"]
     else:
@@ -160,16 +182,26 @@ def auth_config(auth_db: Path, admin_password: str) -> Path:
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     argv = sys.argv[1:] if argv is None else argv
-    ours, server = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv \
-        else (argv, [])  # fmt: skip
+    ours, server = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    )
     p = argparse.ArgumentParser(prog="readmit-mlflow-server", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="registered model (and experiment) name")
     p.add_argument("--auth-db", type=Path, required=True, help="the users' sqlite database")
     p.add_argument("--admin-password-file", type=Path, required=True)
-    p.add_argument("--secret-key-file", type=Path, required=True,
-                   help="the server's Flask secret (signs the UI's CSRF tokens)")  # fmt: skip
-    p.add_argument("--user", type=parse_user, action="append", default=[],
-                   metavar="NAME:PERMISSION:PASSWORD_FILE")  # fmt: skip
+    p.add_argument(
+        "--secret-key-file",
+        type=Path,
+        required=True,
+        help="the server's Flask secret (signs the UI's CSRF tokens)",
+    )
+    p.add_argument(
+        "--user",
+        type=parse_user,
+        action="append",
+        default=[],
+        metavar="NAME:PERMISSION:PASSWORD_FILE",
+    )
     p.add_argument("--port", type=int, default=5000, help="the server's --port, to reach it")
     return p.parse_args(ours), server
 
@@ -182,11 +214,20 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, RegistryAccessError) as exc:
         sys.exit(f"readmit-mlflow-server: {exc}")
     config = auth_config(args.auth_db, admin_password)
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": secret_key}  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secret_key,
+    }
     mlflow = Path(sys.executable).with_name("mlflow")
-    command = [str(mlflow), "server", "--app-name", "basic-auth", f"--port={args.port}",
-               *server_args]  # fmt: skip
+    command = [
+        str(mlflow),
+        "server",
+        "--app-name",
+        "basic-auth",
+        f"--port={args.port}",
+        *server_args,
+    ]
     child = subprocess.Popen(command, env=env)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _frame: child.send_signal(s))

@@ -10,6 +10,7 @@ from readmit_core.settings import RegistryLogin
 
 class TrainerSettings(RegistryLogin):
     mlflow_tracking_uri: str | None = Field(
-        None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI"),
+        None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI"),
         description="MLflow tracking URI (--tracking-uri), MLflow's own variable",
-    )  # fmt: skip
+    )

@@ -67,8 +67,7 @@ def train(options: TrainOptions) -> TrainResult:
     if options.cv_folds:
         progress(f"{options.cv_folds}-fold patient-grouped cross-validation")
         cv = cross_validate(frame, y, patients, names, options.cv_folds, options.seed)
-        progress("cross-validated ROC AUC "
-                 f"{cv['roc_auc']['mean']:.4f} ± {cv['roc_auc']['sd']:.4f}")  # fmt: skip
+        progress(f"cross-validated ROC AUC {cv['roc_auc']['mean']:.4f} ± {cv['roc_auc']['sd']:.4f}")
     recipe = fit_recipe(frame, y, patients, rows["train"], rows["validation"], names, options.seed)
     # The scorer as saved: the numbers measured here are the ones the api will serve.
     model, X = recipe.model, recipe.features

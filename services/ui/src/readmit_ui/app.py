@@ -116,10 +116,13 @@ def show_reasons(explanation: dict[str, Any]) -> None:
         .encode(
             x=alt.X("effect (log-odds):Q"),
             y=alt.Y("factor:N", sort=None, title=None, axis=alt.Axis(labelLimit=400)),
-            color=alt.Color("direction:N", title=None, scale=alt.Scale(
-                domain=["raised", "lowered"], range=["#c0392b", "#2e86c1"])),
+            color=alt.Color(
+                "direction:N",
+                title=None,
+                scale=alt.Scale(domain=["raised", "lowered"], range=["#c0392b", "#2e86c1"]),
+            ),
         )
-    )  # fmt: skip
+    )
     st.altair_chart(chart, width="stretch")
     raised = [f["label"] for f in explanation["factors"] if f["contribution"] > 0]
     lowered = [f["label"] for f in explanation["factors"] if f["contribution"] < 0]
@@ -180,9 +183,11 @@ def batch_tab(client: ApiClient) -> None:
         st.button("Retry", key="retry-batch")
         return
     table = pd.DataFrame(
-        [{"row": n, **ids, **r}
-         for (n, _), ids, r in zip(parsed.valid, parsed.ids, results, strict=True)]
-    )  # fmt: skip
+        [
+            {"row": n, **ids, **r}
+            for (n, _), ids, r in zip(parsed.valid, parsed.ids, results, strict=True)
+        ]
+    )
     st.success(
         f"Scored {len(table)} encounters; {int(table['readmitted_within_30_days'].sum())} "
         "flagged for follow-up."
@@ -220,10 +225,17 @@ def model_tab(client: ApiClient) -> None:
         st.subheader("What the model weighs most")
         top = list(importance.items())[:15]
         st.bar_chart(
-            pd.DataFrame({"field": [label(k) for k, _ in top],
-                          "mean |effect| (log-odds)": [v for _, v in top]}),
-            x="field", y="mean |effect| (log-odds)", horizontal=True, sort=False,
-        )  # fmt: skip
+            pd.DataFrame(
+                {
+                    "field": [label(k) for k, _ in top],
+                    "mean |effect| (log-odds)": [v for _, v in top],
+                }
+            ),
+            x="field",
+            y="mean |effect| (log-odds)",
+            horizontal=True,
+            sort=False,
+        )
         st.caption("Each field's average size of effect on the log-odds, over held-out test data.")
     st.caption(
         "Trained on the UCI Diabetes 130-US hospitals data set (1999-2008, CC BY 4.0); "

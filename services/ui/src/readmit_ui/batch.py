@@ -59,8 +59,10 @@ def parse_csv(data: bytes, max_rows: int) -> ParsedCsv:
     apart, for the reader. More than ``max_rows`` rows: ValueError, before any is validated."""
     text = data.decode("utf-8-sig")
     if sum(1 for _ in csv.reader(io.StringIO(text))) - 1 > max_rows:  # the header aside
-        raise ValueError(f"it holds more than {max_rows} encounters; split it into files of "
-                         f"at most {max_rows} rows")  # fmt: skip
+        raise ValueError(
+            f"it holds more than {max_rows} encounters; split it into files of "
+            f"at most {max_rows} rows"
+        )
     reader = csv.DictReader(io.StringIO(text))
     columns = reader.fieldnames or []
     missing = [n for n in REQUIRED if n not in columns]

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from readmit_core.reaching import CONNECT_RETRIES
+from readmit_core.settings import CONNECT_RETRIES
 from readmit_ui.settings import UiSettings
 
 
@@ -44,7 +44,7 @@ class ApiClient:
         if self.user:
             headers["X-Readmit-User"] = self.user
         try:
-            # Only refused connections are retried (readmit_core.reaching says why and how long).
+            # Only refused connections are retried (CONNECT_RETRIES says why and how long).
             transport = httpx.HTTPTransport(retries=CONNECT_RETRIES)
             with httpx.Client(transport=transport) as client:
                 r = client.request(

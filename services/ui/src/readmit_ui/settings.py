@@ -26,9 +26,10 @@ class UiSettings(ReadmitSettings):
 
     # Who may see the page (readmit_ui.signin).
     ui_auth: Literal["password", "oidc"] = Field(
-        "password", description="oidc: the hospital's OpenID Connect provider; password: one "
+        "password",
+        description="oidc: the hospital's OpenID Connect provider; password: one "
         "generated login (the lab's default)",
-    )  # fmt: skip
+    )
     ui_session_s: float = Field(
         8 * 3600, gt=0, description="seconds a sign-in lasts (a shift), then the page asks again"
     )
@@ -59,11 +60,13 @@ class UiSettings(ReadmitSettings):
     @model_validator(mode="after")
     def _complete(self) -> UiSettings:
         if self.ui_auth == "oidc":
-            needed = {"READMIT_UI_OIDC_ISSUER": self.ui_oidc_issuer,
-                      "READMIT_UI_OIDC_CLIENT_ID": self.ui_oidc_client_id,
-                      "READMIT_UI_OIDC_CLIENT_SECRET": self.ui_oidc_client_secret,
-                      "READMIT_UI_OIDC_REDIRECT_URI": self.ui_oidc_redirect_uri,
-                      "READMIT_UI_COOKIE_SECRET": self.ui_cookie_secret}  # fmt: skip
+            needed = {
+                "READMIT_UI_OIDC_ISSUER": self.ui_oidc_issuer,
+                "READMIT_UI_OIDC_CLIENT_ID": self.ui_oidc_client_id,
+                "READMIT_UI_OIDC_CLIENT_SECRET": self.ui_oidc_client_secret,
+                "READMIT_UI_OIDC_REDIRECT_URI": self.ui_oidc_redirect_uri,
+                "READMIT_UI_COOKIE_SECRET": self.ui_cookie_secret,
+            }
         else:
             needed = {"READMIT_UI_LOGIN_PASSWORD_HASH": self.ui_login_password_hash}
         missing = [name for name, value in needed.items() if not value]
