@@ -4,6 +4,7 @@ metadata and inference need the API key, as /model and /predict do."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,6 +35,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _MODEL = _errors(401, 404, 503)
+Handler = Callable[..., Awaitable[Response]]
 
 
 @router.get("/health/live", summary="Liveness", response_model=bodies.OipLive)
@@ -65,35 +67,26 @@ def _served(request: Request, name: str, version: str | None) -> LoadedModel:
     return loaded
 
 
-@router.get(
-    "/models/{name}",
-    summary="Model metadata: one input tensor per encounter field",
-    response_model=bodies.OipModel,
-    responses=_MODEL,
-)
-@router.get(
-    "/models/{name}/versions/{version}",
-    summary="Model metadata (a version)",
-    response_model=bodies.OipModel,
-    responses=_MODEL,
-)
+def _model_route(tail: str, summary: str, body: type) -> Callable[[Handler], Handler]:
+    """GET /models/{name}<tail> and /models/{name}/versions/{version}<tail>: one handler."""
+
+    def register(handler: Handler) -> Handler:
+        for path, said in (("", summary), ("/versions/{version}", f"{summary} (a version)")):
+            handler = router.get(
+                f"/models/{{name}}{path}{tail}", summary=said, response_model=body, responses=_MODEL
+            )(handler)
+        return handler
+
+    return register
+
+
+@_model_route("", "Model metadata: one input tensor per encounter field", bodies.OipModel)
 async def model(request: Request, name: str, version: str | None = None) -> Response:
     require_key(request)
     return json_response(oip.model_metadata(_served(request, name, version)))
 
 
-@router.get(
-    "/models/{name}/ready",
-    summary="Model readiness",
-    response_model=bodies.OipModelReady,
-    responses=_MODEL,
-)
-@router.get(
-    "/models/{name}/versions/{version}/ready",
-    summary="Model readiness (a version)",
-    response_model=bodies.OipModelReady,
-    responses=_MODEL,
-)
+@_model_route("/ready", "Model readiness", bodies.OipModelReady)
 async def model_ready(request: Request, name: str, version: str | None = None) -> Response:
     require_key(request)
     _served(request, name, version)
