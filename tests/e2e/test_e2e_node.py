@@ -171,18 +171,8 @@ def lab(images: Path, monitoring_images: list[str], chart: Path, data_path: Path
     the bundled monitoring stack (its CRDs from the chart) with its Prometheus and Alertmanager."""
     install_storage_class()
     kubectl("create", "namespace", NS)
-    # hostPath volumes, in the cluster's directory (cluster-down removes them); they get no
-    # fsGroup ownership, so the registry's belongs to the pods' user already
-    store, data = CLUSTER / "volumes/mlflow", CLUSTER / "volumes/uci-data"
-    backups = CLUSTER / "volumes/mlflow-backup"
-    for directory in (store, data, backups):
-        directory.mkdir(parents=True)
-        directory.chmod(0o755)
-    os.chown(store, 10001, 10001)
-    os.chown(backups, 10001, 10001)
-    shutil.copy(data_path, data / "dataset_diabetes.zip")
-    make_claims(NS, store, data, backups)
-    prometheus_volume(NS, CLUSTER / "volumes/prometheus")
+    volumes = make_claims(NS, data_path, "readmit", backups=True)
+    prometheus_volume(NS, volumes / "prometheus")
     env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
     started = time.monotonic()
     out = subprocess.run(
@@ -834,7 +824,7 @@ def test_the_scheduled_backup_runs_beside_the_serving_registry(lab: str) -> None
     assert "backed up to /backups/readmit-registry-" in logs, logs
     assert "models: diabetes-readmission" in logs, logs
     assert requests.get(NODE_PORT.format(port=30080) + "/ready", timeout=10).ok
-    kept = list((CLUSTER / "volumes/mlflow-backup").glob("readmit-registry-*.tar"))
+    kept = list((CLUSTER / "volumes/readmit-mlflow-backup").glob("readmit-registry-*.tar"))
     assert len(kept) == 1
     (ROOT / "test-artifacts" / "backup.txt").write_text(logs)
 
@@ -1644,14 +1634,8 @@ def restored(
     risk, version = risk_of(NODE_PORT.format(port=30080), lab)
     backup = tmp_path_factory.mktemp("dr") / "registry.tar"
     backed_up = script("backup", lab, str(backup))
-    store, data = CLUSTER / "volumes/dr-mlflow", CLUSTER / "volumes/dr-uci-data"
-    for directory in (store, data):
-        directory.mkdir(parents=True)
-        directory.chmod(0o755)
-    os.chown(store, 10001, 10001)
-    shutil.copy(data_path, data / "dataset_diabetes.zip")
     kubectl("create", "namespace", DR)
-    make_claims(DR, store, data, prefix="dr")
+    make_claims(DR, data_path, "dr")
     # mlflow, its Job and the api only; no --wait: the api is not Ready before the restore
     here = sets(
         "ui.enabled=false",

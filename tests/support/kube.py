@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -203,20 +204,29 @@ def pv(name: str, size: str, path: str, claim: str, namespace: str) -> dict[str,
     }
 
 
-def make_claims(
-    ns: str, store: Path, data: Path, backups: Path | None = None, prefix: str = "readmit"
-) -> None:
-    """Volumes for the claims the lab names: MLflow's and its backups' (claimed by the chart)
-    and the data set's (claimed here, as values/e2e.yaml expects), all host directories; the
-    volumes' names start with ``prefix``."""
-    volumes = [
-        pv(f"{prefix}-mlflow", "5Gi", str(store), "readmit-mlflow", ns),
-        pv(f"{prefix}-uci-data", "1Gi", str(data), "readmit-uci-data", ns),
+def make_claims(ns: str, data_path: Path, prefix: str, backups: bool = False) -> Path:
+    """Host directories in the cluster's (cluster-down removes them) as volumes for the claims
+    the lab names: MLflow's and, with ``backups``, its backups' (claimed by the chart), and the
+    data set's (claimed here, as values/e2e.yaml expects, holding a copy of ``data_path``); all
+    named ``prefix-...``. A hostPath gets no fsGroup ownership, so the registry's and the
+    backups' directories belong to the pods' user (10001) already. Returns their parent."""
+    volumes_dir = CLUSTER / "volumes"
+    # (volume, size, claim, written by the pods)
+    wanted = [
+        ("mlflow", "5Gi", "readmit-mlflow", True),
+        ("uci-data", "1Gi", "readmit-uci-data", False),
     ]
-    if backups is not None:
-        volumes.append(
-            pv(f"{prefix}-mlflow-backup", "10Gi", str(backups), "readmit-mlflow-backup", ns)
-        )
+    if backups:
+        wanted.append(("mlflow-backup", "10Gi", "readmit-mlflow-backup", True))
+    volumes = []
+    for name, size, claim, written in wanted:
+        directory = volumes_dir / f"{prefix}-{name}"
+        directory.mkdir(parents=True)
+        directory.chmod(0o755)
+        if written:
+            os.chown(directory, 10001, 10001)
+        volumes.append(pv(f"{prefix}-{name}", size, str(directory), claim, ns))
+    shutil.copy(data_path, volumes_dir / f"{prefix}-uci-data" / "dataset_diabetes.zip")
     for volume in volumes:
         kubectl("apply", "-f", "-", stdin=json.dumps(volume))
     claim = {
@@ -230,6 +240,7 @@ def make_claims(
         },
     }
     kubectl("apply", "-f", "-", stdin=json.dumps(claim))
+    return volumes_dir
 
 
 def prometheus_volume(ns: str, path: Path) -> None:
