@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 from bench_api import API_BIN, DEV_BIN, MODEL, ROOT, free_port, wait_ok
@@ -49,7 +50,7 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def step(web: str, users: int, seconds: int, pids: dict[str, int]) -> dict[str, float]:
+def step(web: str, users: int, seconds: int, pids: dict[str, int]) -> dict[str, Any]:
     """``users`` on the running Locust (its web API): after a ramp, its stats over ``seconds``
     and the CPU each side used meanwhile."""
     spawn_rate = min(users, SPAWN_RATE)
@@ -74,10 +75,15 @@ def step(web: str, users: int, seconds: int, pids: dict[str, int]) -> dict[str, 
         "failures": total["num_failures"],
         "api_cpu": cpu["api"],
         "locust_cpu": cpu["locust"],
+        # why requests failed, as Locust tells them ("503 ... POST /predict: 12")
+        "errors": [
+            f"{e['error']} ({e['method']} {e['name']}): {e['occurrences']}"
+            for e in report["errors"]
+        ],
     }
 
 
-def report(steps: list[dict[str, float]]) -> tuple[list[str], float | None]:
+def report(steps: list[dict[str, Any]]) -> tuple[list[str], float | None]:
     met = [s for s in steps if s["p95"] <= SLO_P95_MS and not s["failures"]]
     capacity = max((s["rps"] for s in met), default=None)
     lines = [
@@ -91,6 +97,9 @@ def report(steps: list[dict[str, float]]) -> tuple[list[str], float | None]:
             f"| {s['users']:.0f} | {s['rps']:.0f} | {s['p50']:.0f} | {s['p95']:.0f} | "
             f"{s['p99']:.0f} | {s['failures']} | {s['api_cpu']:.0%} | {s['locust_cpu']:.0%} |"
         )
+    for s in steps:
+        if s["errors"]:
+            lines.append(f"\nFailed at {s['users']} users: " + "; ".join(s["errors"]))
     if capacity is None:
         lines.append("\nNo step met the SLO.")
     else:
