@@ -67,13 +67,21 @@ def _served(request: Request, name: str, version: str | None) -> LoadedModel:
     return loaded
 
 
-def _model_route(tail: str, summary: str, body: type) -> Callable[[Handler], Handler]:
-    """GET /models/{name}<tail> and /models/{name}/versions/{version}<tail>: one handler."""
+def _model_route(
+    tail: str, summary: str, body: type, method: str = "get", **also: Any
+) -> Callable[[Handler], Handler]:
+    """/models/{name}<tail> and /models/{name}/versions/{version}<tail>: one handler (``also``:
+    more of the route's OpenAPI, e.g. ``responses``, the model routes' errors by default)."""
+    also.setdefault("responses", _MODEL)
 
     def register(handler: Handler) -> Handler:
         for path, said in (("", summary), ("/versions/{version}", f"{summary} (a version)")):
-            handler = router.get(
-                f"/models/{{name}}{path}{tail}", summary=said, response_model=body, responses=_MODEL
+            handler = router.api_route(
+                f"/models/{{name}}{path}{tail}",
+                methods=[method.upper()],
+                summary=said,
+                response_model=body,
+                **also,
             )(handler)
         return handler
 
@@ -102,17 +110,11 @@ _INFER = {
 }
 
 
-@router.post(
-    "/models/{name}/infer",
-    summary="Inference: one row per encounter",
-    response_model=bodies.OipResponse,
-    responses=_INFER,
-    openapi_extra=oip.OPENAPI_BODY,
-)
-@router.post(
-    "/models/{name}/versions/{version}/infer",
-    summary="Inference (a version)",
-    response_model=bodies.OipResponse,
+@_model_route(
+    "/infer",
+    "Inference: one row per encounter",
+    bodies.OipResponse,
+    "post",
     responses=_INFER,
     openapi_extra=oip.OPENAPI_BODY,
 )
