@@ -346,11 +346,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @contextmanager
-def _open(name: str, mode: str) -> Iterator[IO[bytes]]:
+def _reading(name: str) -> Iterator[IO[bytes]]:
+    """The file ``name``, or standard input for ``-``."""
     if name == "-":
-        yield sys.stdin.buffer if mode == "rb" else sys.stdout.buffer
+        yield sys.stdin.buffer
         return
-    with open(name, mode) as f:
+    with open(name, "rb") as f:
         yield f
 
 
@@ -369,10 +370,10 @@ def main(argv: list[str] | None = None) -> None:
                 manifest = write_file_backup(args.store, Path(args.to))
             say(f"backed up: {summary(manifest)}")
         elif args.command == "verify":
-            with _open(args.backup, "rb") as source:
+            with _reading(args.backup) as source:
                 say(f"verified: {summary(read_backup(source, None))}")
         elif args.command == "restore":
-            with _open(args.source, "rb") as source:
+            with _reading(args.source) as source:
                 manifest = stage_restore(args.store, source)
             say(
                 f"verified and staged: {summary(manifest)}; it replaces the registry at the "
