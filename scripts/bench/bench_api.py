@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,34 @@ def wait_ok(url: str, timeout: float) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(url)
+
+
+@contextmanager
+def trained_registry(tmp: Path, store: str | None, sample: int | None) -> Iterator[str]:
+    """A throwaway MLflow server on loopback with the model trained into it (on ``sample``
+    rows, or all), or serving ``store``, a registry that holds it already; yields its URL and
+    stops it on leaving."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    backend = store or tmp / "mlflow.db"
+    registry = subprocess.Popen(
+        local_command(DEV_BIN / "mlflow", backend, tmp / "artifacts", port),
+        stdout=(tmp / "registry.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_ok(f"{url}/health", 180)
+        if not store:
+            print("training the model ...", flush=True)
+            train = [str(DEV_BIN / "readmit-train"), "--tracking-uri", url]
+            if sample:
+                train += ["--sample", str(sample)]
+            subprocess.run(train, check=True, stdout=subprocess.DEVNULL)
+        yield url
+    finally:
+        os.killpg(registry.pid, signal.SIGTERM)
+        registry.wait(30)
 
 
 def rss_mib(pid: int) -> float:
@@ -193,51 +223,34 @@ def main() -> None:
     mlserver_venv()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        registry_port = free_port()
-        registry_url = f"http://127.0.0.1:{registry_port}"
-        store = args.tracking_uri or f"sqlite:///{tmp / 'mlflow.db'}"
-        registry = subprocess.Popen(
-            local_command(DEV_BIN / "mlflow", store, tmp / "artifacts", registry_port),
-            stdout=(tmp / "registry.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
         servers: list[Server] = []
-        try:
-            wait_ok(f"{registry_url}/health", 180)
-            if not args.tracking_uri:
-                print("training the model ...", flush=True)
-                train = [str(DEV_BIN / "readmit-train"), "--tracking-uri", registry_url]
-                if args.sample:
-                    train += ["--sample", str(args.sample)]
-                subprocess.run(train, check=True, stdout=subprocess.DEVNULL)
-            servers = prepare_servers(tmp, registry_url)
-            for s in servers:
-                print(f"starting {s.name} ...", flush=True)
-                s.start(tmp)
-            for s in servers:
-                wrk(s, 8, args.warmup)
-            for c in levels:
-                for s in servers:  # alternating, so drift on a noisy machine hits all alike
-                    s.results[c] = wrk(s, c, args.seconds)
-                    r = s.results[c]
-                    print(
-                        f"  c={c:<3} {s.name:<16} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f}"
-                        f" ms  p99 {r['p99_ms']:8.2f} ms  errors {r['errors']:.0f}",
-                        flush=True,
-                    )
-            explain = explain_cost(servers[0], args.seconds)
-            rss = {s.name: rss_mib(s.proc.pid) for s in servers if s.proc}
-            batches = measure_batches(servers)
-            calls = model_calls(servers[0])
-            for s in servers:
-                s.stop()
-            costs = in_process()
-        finally:
-            for s in servers:
-                s.stop()
-            os.killpg(registry.pid, signal.SIGTERM)
-            registry.wait(30)
+        with trained_registry(tmp, args.tracking_uri, args.sample) as registry_url:
+            try:
+                servers = prepare_servers(tmp, registry_url)
+                for s in servers:
+                    print(f"starting {s.name} ...", flush=True)
+                    s.start(tmp)
+                for s in servers:
+                    wrk(s, 8, args.warmup)
+                for c in levels:
+                    for s in servers:  # alternating, so drift on a noisy machine hits all alike
+                        s.results[c] = wrk(s, c, args.seconds)
+                        r = s.results[c]
+                        print(
+                            f"  c={c:<3} {s.name:<16} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f}"
+                            f" ms  p99 {r['p99_ms']:8.2f} ms  errors {r['errors']:.0f}",
+                            flush=True,
+                        )
+                explain = explain_cost(servers[0], args.seconds)
+                rss = {s.name: rss_mib(s.proc.pid) for s in servers if s.proc}
+                batches = measure_batches(servers)
+                calls = model_calls(servers[0])
+                for s in servers:
+                    s.stop()
+                costs = in_process()
+            finally:
+                for s in servers:
+                    s.stop()
     report(servers, levels, rss, batches, calls, explain, costs)
 
 

@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from bench_api import API_BIN, DEV_BIN, MODEL, ROOT, free_port, wait_ok
-
-from readmit_trainer.registry_server import local_command
+from bench_api import API_BIN, DEV_BIN, MODEL, ROOT, free_port, trained_registry, wait_ok
 
 SLO_P95_MS = 100.0
 SPAWN_RATE = 50  # users a second: the web UI's limit (locust.load.maxSpawnRate)
@@ -126,93 +124,74 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        registry_port, api_port = free_port(), free_port()
-        registry_url = f"http://127.0.0.1:{registry_port}"
-        registry = subprocess.Popen(
-            local_command(DEV_BIN / "mlflow", tmp / "mlflow.db", tmp / "artifacts", registry_port),
-            stdout=(tmp / "registry.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        api_port = free_port()
         api: subprocess.Popen[bytes] | None = None
         locust: subprocess.Popen[bytes] | None = None
-        try:
-            wait_ok(f"{registry_url}/health", 180)
-            print("training the model ...", flush=True)
-            subprocess.run(
-                [
-                    str(DEV_BIN / "readmit-train"),
-                    "--tracking-uri",
-                    registry_url,
-                    "--sample",
-                    str(args.sample),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            env = {
-                **os.environ,
-                "MLFLOW_TRACKING_URI": registry_url,
-                "READMIT_RELOAD_INTERVAL_S": "0",
-                "READMIT_METRICS_PORT": str(free_port()),
-            }
-            api = subprocess.Popen(
-                [
-                    "taskset",
-                    "-c",
-                    "0",
-                    str(API_BIN / "readmit-api"),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(api_port),
-                ],
-                stdout=(tmp / "api.log").open("wb"),
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-            url = f"http://127.0.0.1:{api_port}"
-            wait_ok(f"{url}/ready", 180)
-            web_port = free_port()
-            locust = subprocess.Popen(
-                [
-                    "taskset",
-                    "-c",
-                    "1",
-                    str(DEV_BIN / "readmit-loadtest"),
-                    "--web",
-                    "--web-port",
-                    str(web_port),
-                    "--host",
-                    url,
-                ],
-                stdout=(tmp / "locust.log").open("wb"),
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "READMIT_LOCUST_MAX_USERS": "1000"},
-                start_new_session=True,
-            )
-            web = f"http://127.0.0.1:{web_port}"
-            wait_ok(web, 120)
-            pids = {"api": api.pid, "locust": locust.pid}
-            steps = []
-            for users in (int(u) for u in args.users.split(",")):
-                s = step(web, users, args.seconds, pids)
-                steps.append(s)
-                print(
-                    f"  {users:4d} users  {s['rps']:6.0f} req/s  p95 {s['p95']:6.0f} ms  "
-                    f"failed {s['failures']}  api CPU {s['api_cpu']:.0%}  "
-                    f"Locust CPU {s['locust_cpu']:.0%}",
-                    flush=True,
+        with trained_registry(tmp, None, args.sample) as registry_url:
+            try:
+                env = {
+                    **os.environ,
+                    "MLFLOW_TRACKING_URI": registry_url,
+                    "READMIT_RELOAD_INTERVAL_S": "0",
+                    "READMIT_METRICS_PORT": str(free_port()),
+                }
+                api = subprocess.Popen(
+                    [
+                        "taskset",
+                        "-c",
+                        "0",
+                        str(API_BIN / "readmit-api"),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(api_port),
+                    ],
+                    stdout=(tmp / "api.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
                 )
-                if s["p95"] > SLO_P95_MS or s["failures"]:
-                    break
-            requests.get(f"{web}/stop", timeout=10)
-        finally:
-            for proc in (locust, api, registry):
-                if proc and proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(30)
+                url = f"http://127.0.0.1:{api_port}"
+                wait_ok(f"{url}/ready", 180)
+                web_port = free_port()
+                locust = subprocess.Popen(
+                    [
+                        "taskset",
+                        "-c",
+                        "1",
+                        str(DEV_BIN / "readmit-loadtest"),
+                        "--web",
+                        "--web-port",
+                        str(web_port),
+                        "--host",
+                        url,
+                    ],
+                    stdout=(tmp / "locust.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "READMIT_LOCUST_MAX_USERS": "1000"},
+                    start_new_session=True,
+                )
+                web = f"http://127.0.0.1:{web_port}"
+                wait_ok(web, 120)
+                pids = {"api": api.pid, "locust": locust.pid}
+                steps = []
+                for users in (int(u) for u in args.users.split(",")):
+                    s = step(web, users, args.seconds, pids)
+                    steps.append(s)
+                    print(
+                        f"  {users:4d} users  {s['rps']:6.0f} req/s  p95 {s['p95']:6.0f} ms  "
+                        f"failed {s['failures']}  api CPU {s['api_cpu']:.0%}  "
+                        f"Locust CPU {s['locust_cpu']:.0%}",
+                        flush=True,
+                    )
+                    if s["p95"] > SLO_P95_MS or s["failures"]:
+                        break
+                requests.get(f"{web}/stop", timeout=10)
+            finally:
+                for proc in (locust, api):
+                    if proc and proc.poll() is None:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                        proc.wait(30)
     lines, capacity = report(steps)
     out = ROOT / "build" / "bench-capacity.md"
     out.parent.mkdir(exist_ok=True)
