@@ -45,6 +45,7 @@ from support.kube import (
     make_claims,
     not_ready,
     objects_of,
+    port_forward,
     prometheus_volume,
     run,
     secret_value,
@@ -60,7 +61,6 @@ from support.servers import (
     DEX_SECRET,
     DEX_USER,
     dex_config,
-    free_port,
 )
 
 pytestmark = pytest.mark.e2e
@@ -623,27 +623,10 @@ def alert_state(name: str) -> str | None:
 def alertmanager(lab: str) -> Iterator[str]:
     """Alertmanager's API on 127.0.0.1 through `kubectl port-forward` (as its operator would look:
     only the stack's Prometheus may reach its pods, and its Service has no NodePort)."""
-    port = free_port()
-    forward = subprocess.Popen(
-        [
-            str(K8S_BIN / "kubectl"),
-            f"--kubeconfig={KUBECONFIG}",
-            "-n",
-            lab,
-            "port-forward",
-            "svc/kps-alertmanager",
-            f"{port}:9093",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: requests.get(f"{url}/-/ready", timeout=3).ok, 60, "the port-forward")
+    with port_forward(lab, "svc/kps-alertmanager", 9093) as port:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(f"{url}/-/ready", timeout=3).ok, 60, "Alertmanager's API")
         yield url
-    finally:
-        forward.terminate()
-        forward.wait(timeout=10)
 
 
 def alertmanager_lists(url: str, name: str) -> bool:
@@ -1210,6 +1193,26 @@ def pods_load() -> dict[str, float]:
     return {i["describedObject"]["name"]: parse_quantity(i["value"]) for i in items}
 
 
+ADAPTER_API = "apiservice/v1beta1.custom.metrics.k8s.io"
+
+
+def adapter_lister_stacks() -> str:
+    """The adapter's goroutines in its series lister and Prometheus client, from its pprof as the
+    cluster's admin: a relist stuck on a request to Prometheus (its client has no timeout) shows
+    there, and nowhere in its log. Through a port-forward, which ends in the adapter's own pod:
+    its serving certificate names its Service, not 127.0.0.1, so it is not checked."""
+    token = json.loads(KUBECONFIG.read_text())["users"][0]["user"]["token"]
+    with port_forward(NS, f"deploy/{RELEASE}-metrics-adapter", 6443) as port:
+        dump = requests.get(
+            f"https://127.0.0.1:{port}/debug/pprof/goroutine?debug=2",
+            headers={"Authorization": f"Bearer {token}"},
+            verify=False,
+            timeout=30,
+        ).text
+    ours = [g for g in dump.split("\n\n") if "prometheus-adapter/pkg" in g]
+    return "\n\n".join(ours) or dump[:3000]
+
+
 def every_pod_served() -> None:
     """Wait until the adapter serves every Ready api pod's load; a timeout says what the adapter,
     Prometheus and the pods were (CI met it once, with nothing to tell why)."""
@@ -1226,7 +1229,10 @@ def every_pod_served() -> None:
         targets = query('up{job=~".*api.*"}')
         adapter = kubectl("-n", NS, "logs", f"deploy/{RELEASE}-metrics-adapter", "--tail=30")
         pods = kubectl("-n", NS, "get", "pods,hpa", "-o", "wide")
-        print(f"adapter served {last.get('load')}; Ready {last.get('ready')}")
+        service = kubectl("get", ADAPTER_API, "-o", "jsonpath={.status.conditions}")
+        print(f"adapter served {last.get('load')} ({raw_load().stderr.strip()}); {service}")
+        print(f"Ready {last.get('ready')}")
+        print(f"the adapter's lister and Prometheus client:\n{adapter_lister_stacks()}")
         print(f"series per pod: {[(r['metric'], r['value']) for r in series]}")
         print(f"api targets: {[(r['metric'], r['value']) for r in targets]}")
         print(f"adapter log:\n{adapter}\n{pods}")

@@ -7,14 +7,18 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support.project import ROOT
+from support.servers import free_port
 
 K8S_BIN = ROOT / ".tools" / f"k8s-{os.environ.get('K8S_VERSION', 'v1.35.4')}" / "bin"
 HELM = ROOT / ".tools" / "bin" / "helm"
@@ -252,3 +256,29 @@ def prometheus_volume(ns: str, path: Path) -> None:
         os.chown(directory, 1000, 2000)
     claim = "prometheus-kps-prometheus-db-prometheus-kps-prometheus-0"
     kubectl("apply", "-f", "-", stdin=json.dumps(pv("kps-prometheus", "5Gi", str(path), claim, ns)))
+
+
+def listening(port: int) -> bool:
+    """Something on 127.0.0.1 accepts a connection on ``port``."""
+    with socket.create_connection(("127.0.0.1", port), 3):
+        return True
+
+
+@contextmanager
+def port_forward(namespace: str, target: str, remote: int) -> Iterator[int]:
+    """``kubectl port-forward`` of ``target``'s port ``remote`` to a free local port, for the
+    block's life: how an operator reaches what only its peers may (the kubelet's tunnel into
+    the pod, outside the pod network's policies)."""
+    port = free_port()
+    kubectl_ = [str(K8S_BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", "-n", namespace]
+    forward = subprocess.Popen(
+        [*kubectl_, "port-forward", target, f"{port}:{remote}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: listening(port), 60, "the port-forward")
+        yield port
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
