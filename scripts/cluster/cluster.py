@@ -8,7 +8,8 @@ lifetime, which the ``kubernetes`` Service points at: pods reach it too (the Pro
 operator, the enforcer). State lives in one directory (CLUSTER_DIR, default .local/cluster) with
 the kubeconfig at ``kubeconfig``; ``up`` is idempotent; ``down`` stops exactly the processes
 ``up`` started, by pid, undoes what the node changed on the host, removes the address and the
-state.
+state. One node per machine: ``up`` claims the host (CLUSTER_CLAIM names the state directory of
+the node holding it) and refuses while another directory's node runs.
 
     python scripts/cluster/cluster.py up | down | status
 """
@@ -45,10 +46,13 @@ API_SERVER = f"https://{NODE_IP}:{APISERVER_PORT}"
 SERVICE_CIDR = "10.96.0.0/16"
 NODE_NAME = "readmit-node"
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# The node owns NODE_IP, the API server's and the registry's ports and the host's iptables: a
+# second clone's ``up`` must not take them, nor its ``down`` undo them under a running node.
+CLAIM = Path(os.environ.get("CLUSTER_CLAIM", "/run/readmit-cluster"))
 
 
-def node() -> cluster_node.Node:
-    return cluster_node.Node(STATE, BIN, NODE_NAME, NODE_IP, API_SERVER)
+def node(state: Path = STATE) -> cluster_node.Node:
+    return cluster_node.Node(state, BIN, NODE_NAME, NODE_IP, API_SERVER)
 
 
 def components() -> tuple[str, ...]:
@@ -67,17 +71,62 @@ def log(message: str) -> None:
     print(f"cluster: {message}", file=sys.stderr, flush=True)
 
 
+def start_time(pid: int) -> str | None:
+    """When the process started (clock ticks since boot): a reused pid does not share it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def alive(pid_file: Path) -> int | None:
+    """The pid a pid file of ``up``'s records, if that very process still runs."""
+    try:
+        pid, started = pid_file.read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(pid) if start_time(int(pid)) == started else None
+
+
 def pid_of(name: str) -> int | None:
     """The pid ``up`` recorded for a component, if that process still runs."""
-    path = PIDS / f"{name}.pid"
-    if not path.exists():
-        return None
-    pid = int(path.read_text())
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return alive(PIDS / f"{name}.pid")
+
+
+def holder() -> Path | None:
+    """The state directory of the node that claimed this machine, if any."""
+    return Path(CLAIM.read_text().strip()) if CLAIM.exists() else None
+
+
+def claim_host() -> None:
+    """Claim the machine for this node: refused while another directory's node runs; what a
+    dead one left on the host (its pods, mounts, iptables chains, sysctls) is cleared first."""
+    other = holder()
+    if other and other != STATE:
+        running = sorted(f.stem for f in (other / "pids").glob("*.pid") if alive(f))
+        if running:
+            raise SystemExit(
+                f"cluster: a node from {other} runs on this machine ({', '.join(running)}); "
+                "one node per machine: stop that one first "
+                f"(CLUSTER_DIR={other} python3 scripts/cluster/cluster.py down)"
+            )
+        log(f"clearing what a node from {other} left on the host (its processes are gone)")
+        undo_host(other)
+    CLAIM.write_text(f"{STATE}\n")
+
+
+def undo_host(state: Path) -> None:
+    """Undo what the node of ``state`` changed on the host, once its processes are stopped;
+    nothing when another node has claimed the host since."""
+    owner = holder()
+    if owner not in (None, state):
+        return
+    if owner == state or (state / "sysctls.json").exists():
+        node(state).cleanup()
+    if (state / "added-address").exists() and has_address():
+        subprocess.run(["ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo"], check=True)
+    if owner == state:
+        CLAIM.unlink()
 
 
 def openssl(*args: str) -> None:
@@ -343,6 +392,7 @@ def up() -> None:
         raise SystemExit(
             f"cluster: missing {missing}: run `make cluster-tools` (and .ci/run's apt packages)"
         )
+    claim_host()
     # A fresh etcd every time: old NodePorts and pods would collide with the new ones.
     shutil.rmtree(STATE, ignore_errors=True)
     for d in (PIDS, LOGS):
@@ -368,7 +418,7 @@ def up() -> None:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        (PIDS / f"{p.name}.pid").write_text(str(proc.pid))
+        (PIDS / f"{p.name}.pid").write_text(f"{proc.pid} {start_time(proc.pid)}")
         if p.ready:
             wait_url(p.ready, token, 60, proc)
         log(f"{p.name} started (pid {proc.pid})")
@@ -417,10 +467,7 @@ def down() -> None:
         if pid:
             stop_pid(name, pid)
             log(f"{name} stopped (pid {pid})")
-    if (STATE / "sysctls.json").exists():  # the node ran: undo what it did to the host
-        node().cleanup()
-    if (STATE / "added-address").exists() and has_address():
-        subprocess.run(["ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo"], check=True)
+    undo_host(STATE)
     shutil.rmtree(STATE, ignore_errors=True)
 
 

@@ -302,10 +302,14 @@ state = "{d}/containerd/state"
     def queue_to_enforcer(self) -> None:
         """Every new connection to or from a pod goes to the enforcer's queue first."""
         iptables = ["iptables", "-t", "mangle"]
-        subprocess.run([*iptables, "-N", QUEUE_CHAIN], check=True)
+        # emptied if a node killed before its ``down`` left it
+        if subprocess.run([*iptables, "-N", QUEUE_CHAIN], capture_output=True).returncode:
+            subprocess.run([*iptables, "-F", QUEUE_CHAIN], check=True)
         for rule in QUEUE_RULES:
             subprocess.run([*iptables, "-A", QUEUE_CHAIN, *rule], check=True)
-        subprocess.run([*iptables, "-I", "POSTROUTING", "-j", QUEUE_CHAIN], check=True)
+        jump = ["POSTROUTING", "-j", QUEUE_CHAIN]
+        if subprocess.run([*iptables, "-C", *jump], capture_output=True).returncode:
+            subprocess.run([*iptables, "-I", *jump], check=True)
 
     def enforcer_objects(self) -> list[dict]:
         """kube-network-policies as a DaemonSet of kube-system, with what it may read."""
