@@ -522,7 +522,7 @@ def test_every_rule_of_the_chart_loaded_and_prometheus_has_an_alertmanager(lab: 
     wait_until(evaluated, 120, "the chart's rules loaded and evaluated", interval=2)
     for name, r in loaded().items():
         assert r["health"] == "ok", (name, r.get("lastError"))
-    assert len(chart_rules) == 8
+    assert len(chart_rules) == 9  # the lab scales the api: ReadmitApiAutoscalingBlind too
     managers = prom("alertmanagers")["activeAlertmanagers"]
     assert [m["url"] for m in managers if ":9093/" in m["url"]], managers
 
@@ -637,6 +637,15 @@ def alertmanager_lists(url: str, name: str) -> bool:
     )
 
 
+def fires_into(alertmanager: str, name: str, since: float) -> float:
+    """Wait until the alert fires in Prometheus and Alertmanager lists it; the seconds from
+    ``since`` to its firing."""
+    wait_until(lambda: alert_state(name) == "firing", 300, f"{name} firing", interval=2)
+    fired = time.monotonic() - since
+    wait_until(lambda: alertmanager_lists(alertmanager, name), 120, f"Alertmanager lists {name}")
+    return fired
+
+
 def test_the_api_down_fires_into_alertmanager_and_resolves_when_it_is_back(
     lab: str, alertmanager: str
 ) -> None:
@@ -688,16 +697,7 @@ def test_a_shifted_input_fires_readmit_input_drift(lab: str, alertmanager: str) 
     start = time.monotonic()
     answer = api_post(lab, "/predict/batch", {"encounters": [shifted] * 300})
     assert answer.status_code == 200, answer.text
-    wait_until(
-        lambda: alert_state("ReadmitInputDrift") == "firing",
-        300,
-        "ReadmitInputDrift firing",
-        interval=3,
-    )
-    fired = time.monotonic() - start
-    wait_until(
-        lambda: alertmanager_lists(alertmanager, "ReadmitInputDrift"), 120, "Alertmanager lists it"
-    )
+    fired = fires_into(alertmanager, "ReadmitInputDrift", start)
     drifted = {r["metric"]["input"] for r in query("readmit_drift_psi > 0.25")}
     assert "prior_inpatient" in drifted, drifted
     with (ARTIFACTS / "alerts.txt").open("a") as out:
@@ -1300,6 +1300,37 @@ def test_the_api_scales_out_on_its_own_load_and_in_again_with_no_failed_request(
     assert requested > 500
     assert failed == 0, errors
     assert second - step < 180
+
+
+def scaling_active() -> str | None:
+    conditions = hpa_status().get("conditions") or []
+    return next((c["status"] for c in conditions if c["type"] == "ScalingActive"), None)
+
+
+def test_an_autoscaler_that_cannot_read_the_load_fires_readmit_api_autoscaling_blind(
+    lab: str, alertmanager: str
+) -> None:
+    """The HPA asking for a metric no adapter serves (what a stuck adapter leaves it with): its
+    ScalingActive turns false, kube-state-metrics exports that and ReadmitApiAutoscalingBlind
+    (e2e values: `for: 30s`, 10m by default) fires into Alertmanager; asking for the api's load
+    again, it scales again."""
+    path = "/spec/metrics/0/pods/metric/name"
+
+    def ask_for(metric: str) -> None:
+        patch = [{"op": "replace", "path": path, "value": metric}]
+        kubectl("-n", lab, "patch", "hpa", f"{RELEASE}-api", "--type=json", "-p", json.dumps(patch))
+
+    assert alert_state("ReadmitApiAutoscalingBlind") is None
+    start = time.monotonic()
+    ask_for("readmit_served_by_no_adapter")
+    try:
+        wait_until(lambda: scaling_active() == "False", 120, "the HPA's ScalingActive false")
+        fired = fires_into(alertmanager, "ReadmitApiAutoscalingBlind", start)
+    finally:
+        ask_for(LOAD_METRIC)
+    wait_until(lambda: scaling_active() == "True", 120, "the HPA scaling on the load again")
+    with (ARTIFACTS / "alerts.txt").open("a") as out:
+        out.write(f"ReadmitApiAutoscalingBlind firing {fired:.0f} s after the HPA lost its load\n")
 
 
 # --- Production's life cycle, against the lab's MLflow with a read-only login ----------------
