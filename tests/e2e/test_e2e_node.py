@@ -1213,6 +1213,19 @@ def adapter_lister_stacks() -> str:
     return "\n\n".join(ours) or dump[:3000]
 
 
+def adapter_sockets() -> str:
+    """The adapter pod's TCP sockets with their queues and timers (ss in its network namespace):
+    a request to Prometheus left unacknowledged (Send-Q, retransmissions) was lost on the way,
+    one acknowledged and never answered is Prometheus'; and the NetworkPolicy enforcer's log."""
+    pods = json.loads(kubectl("-n", NS, "get", "pods", "-o", "json"))["items"]
+    (pod,) = [p for p in pods if p["metadata"]["name"].startswith(f"{RELEASE}-metrics-adapter-")]
+    container = pod["status"]["containerStatuses"][0]["containerID"].split("://")[1]
+    pid = str(task_pid(container))
+    sockets = run("nsenter", "-t", pid, "-n", "ss", "-tnoi", "state", "all", check=False)
+    enforcer = kubectl("-n", "kube-system", "logs", "ds/kube-network-policies", "--tail=20")
+    return f"{sockets.stdout}{sockets.stderr}\nthe enforcer's log:\n{enforcer}"
+
+
 def every_pod_served() -> None:
     """Wait until the adapter serves every Ready api pod's load; a timeout says what the adapter,
     Prometheus and the pods were (CI met it once, with nothing to tell why)."""
@@ -1233,6 +1246,7 @@ def every_pod_served() -> None:
         print(f"adapter served {last.get('load')} ({raw_load().stderr.strip()}); {service}")
         print(f"Ready {last.get('ready')}")
         print(f"the adapter's lister and Prometheus client:\n{adapter_lister_stacks()}")
+        print(f"the adapter's sockets:\n{adapter_sockets()}")
         print(f"series per pod: {[(r['metric'], r['value']) for r in series]}")
         print(f"api targets: {[(r['metric'], r['value']) for r in targets]}")
         print(f"adapter log:\n{adapter}\n{pods}")
