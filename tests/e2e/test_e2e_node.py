@@ -1582,7 +1582,19 @@ def signs_in_through_the_hospitals_sso(browser, namespace: str) -> None:
     page.close()
 
     def audited() -> bool:
-        logs = kubectl("-n", namespace, "logs", "-l", "app.kubernetes.io/name=api", "--tail=-1")
+        # only started pods have logs: one the HPA adds meanwhile is refused while it is created
+        running = kubectl(
+            "-n",
+            namespace,
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=api",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "name",
+        ).split()
+        logs = "\n".join(kubectl("-n", namespace, "logs", pod, "--tail=-1") for pod in running)
         return any(
             json.loads(line).get("user") == DEX_USER
             for line in logs.splitlines()
