@@ -178,7 +178,7 @@ restore:  ## BACKUP=FILE restored into the in-cluster registry (scripts/restore.
 # stopped whatever the result; KEEP=1 leaves it and its lab release running.
 e2e: install tools images cluster-tools  ## images, cluster-up, the e2e tests on the real node, cluster-down (KEEP=1 keeps them running)
 	status=0; \
-	$(PY) scripts/cluster/cluster.py up && $(PY) -m pytest -m e2e tests/e2e/test_e2e_node.py $(E2E_ARGS) \
+	$(PY) scripts/cluster/cluster.py up && $(PY) -m pytest -m e2e tests/e2e $(E2E_ARGS) \
 		|| status=$$?; \
 	if [ "$(KEEP)" = 1 ]; then echo "KEEP=1: the cluster runs until make cluster-down"; \
 	else python3 scripts/cluster/cluster.py down; fi; exit $$status

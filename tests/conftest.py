@@ -71,7 +71,7 @@ def helm() -> Path:
 
 @pytest.fixture(scope="session")
 def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The umbrella as the chart tests render it (the e2e modules bring their own)."""
+    """The umbrella as the chart tests render it (the e2e tier brings its own)."""
     return copy_chart(tmp_path_factory.mktemp("chart") / "readmit")
 
 

@@ -24,8 +24,8 @@ API_URL = "http://127.0.0.1:8000"  # where the ui and Locust find the api by def
 # retried. A killed pod stays in the Service until the kubelet sees the death (it relists every
 # 1 s), the EndpointSlice marks it not ready and kube-proxy resyncs (at most once a second), and
 # each retry may be routed to the dead pod again. Four retries wait 0, 0.5, 1 and 2 s (httpcore's
-# fixed schedule, which Locust's urllib3 Retry copies): 3.5 s, past the window test_e2e_node
-# measures (its faults file: "dead pod listed ready").
+# fixed schedule, which Locust's urllib3 Retry copies): 3.5 s, past the window the e2e's faults
+# measure (tests/e2e/test_e2e_faults.py; its faults file: "dead pod listed ready").
 CONNECT_RETRIES = 4
 
 
