@@ -104,7 +104,8 @@ def restored(
     script("restore", DR, str(backup))
     wait_until(lambda: requests.get(f"{DR_API}/ready", timeout=5).ok, 180, "the restored api Ready")
     timing = (
-        f"backup of the lab's registry: {backup.stat().st_size / 1e6:.1f} MB in "
+        f"backup of the lab's registry (serving version {version}): "
+        f"{backup.stat().st_size / 1e6:.1f} MB in "
         f"{backed_up:.0f} s; restore into a new install until its api was Ready: "
         f"{time.monotonic() - started:.0f} s\n"
     )
