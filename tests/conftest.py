@@ -16,7 +16,7 @@ import pytest
 from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.charts import HELM, copy_chart
 from support.models import flat_rates
-from support.project import DEFAULT_DATA, ROOT, require
+from support.project import ARTIFACTS, DEFAULT_DATA, require
 from support.servers import (
     API_MODEL,
     ApiProcess,
@@ -191,7 +191,7 @@ def browser() -> Iterator[object]:
     require(CHROMIUM.exists(), "Chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 import requests
-from support.project import ROOT
+from support.project import ARTIFACTS
 from support.servers import API_MODEL, ApiProcess, ready_api, start_api
 
-REPORT = ROOT / "test-artifacts" / "api-limits.txt"
+REPORT = ARTIFACTS / "api-limits.txt"
 MAX_RSS_GROWTH_MIB = 50
 JSON = {"content-type": "application/json"}
 

@@ -43,7 +43,7 @@ from support.kube import (
     wait_until,
 )
 from support.node import NODE_PORT, NS
-from support.project import ROOT, require
+from support.project import ARTIFACTS, ROOT, require
 from support.swarm import FAULTS, USERS, Swarm, locust_login
 
 CHAPTERS = (
@@ -160,8 +160,8 @@ def lab(images: Path, monitoring_images: list[str], chart: Path, data_path: Path
             statefulset,
         )
         kubectl("-n", NS, "rollout", "status", f"statefulset/{statefulset}", "--timeout=300s")
-    (ROOT / "test-artifacts").mkdir(exist_ok=True)
-    (ROOT / "test-artifacts" / "lab-install.txt").write_text(
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "lab-install.txt").write_text(
         f"helm install --wait --wait-for-jobs: {installed:.0f} s; Prometheus and Alertmanager "
         f"ready {time.monotonic() - started:.0f} s after it began\n"
     )

@@ -15,8 +15,8 @@ import requests
 import yaml
 from support.charts import container_env, dashboard_query_report, render
 from support.kube import RELEASE, kubectl, objects_of, secret_value, wait_until
-from support.node import ARTIFACTS, NODE_PORT, NS, api_pods
-from support.project import ROOT
+from support.node import NODE_PORT, NS, api_pods
+from support.project import ARTIFACTS, ROOT
 from support.prometheus import PROMETHEUS, alert_state, alertmanager_lists, fires_into, prom, query
 from support.swarm import locust_login
 

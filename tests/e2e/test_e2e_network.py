@@ -13,7 +13,7 @@ import requests
 import yaml
 from support.kube import CLUSTER, RELEASE, kubectl, secret_value, wait_until
 from support.node import MLFLOW, NODE_PORT, api_pods
-from support.project import ROOT
+from support.project import ARTIFACTS
 
 pytestmark = pytest.mark.e2e
 
@@ -117,7 +117,7 @@ def test_the_scheduled_backup_runs_beside_the_serving_registry(lab: str) -> None
     assert requests.get(NODE_PORT.format(port=30080) + "/ready", timeout=10).ok
     kept = list((CLUSTER / "volumes/readmit-mlflow-backup").glob("readmit-registry-*.tar"))
     assert len(kept) == 1
-    (ROOT / "test-artifacts" / "backup.txt").write_text(logs)
+    (ARTIFACTS / "backup.txt").write_text(logs)
 
 
 def test_a_pod_of_another_namespace_reaches_none_of_the_release(lab: str, images: Path) -> None:
@@ -186,7 +186,7 @@ def test_a_key_added_to_the_secret_reaches_the_running_api(lab: str) -> None:
     )
     wait_until(lambda: answers(401), 180, "the revoked key", interval=1)
     assert {p["metadata"]["uid"] for p in api_pods()} == pods  # no restart
-    (ROOT / "test-artifacts").mkdir(exist_ok=True)
-    (ROOT / "test-artifacts" / "key-rotation.txt").write_text(
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "key-rotation.txt").write_text(
         f"a key added to the Secret was accepted after {took:.1f} s\n"
     )

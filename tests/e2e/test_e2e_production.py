@@ -25,7 +25,7 @@ from support.kube import (
     wait_until,
 )
 from support.node import MLFLOW, NODE_PORT
-from support.project import ROOT, require
+from support.project import ARTIFACTS, require
 from support.servers import DEX_BIN, DEX_CLIENT, DEX_PASSWORD, DEX_SECRET, DEX_USER, dex_config
 
 pytestmark = pytest.mark.e2e
@@ -255,13 +255,13 @@ def signs_in_through_the_hospitals_sso(browser, namespace: str) -> None:
                 print(f"sign-in attempt {attempt}: the host's network changed, again")
                 page.close()
                 continue
-            page.screenshot(path=str(ROOT / "test-artifacts" / "ui-node-sso-failed.png"))
+            page.screenshot(path=str(ARTIFACTS / "ui-node-sso-failed.png"))
             logs = kubectl("-n", namespace, "logs", "-l", "app.kubernetes.io/name=ui", "--tail=30")
             pods = kubectl("-n", namespace, "get", "pods,endpoints", "-o", "wide")
             print(f"page at {page.url}:\n{page.inner_text('body')[:2000]}\nui logs:\n{logs}")
             print("the browser met:\n" + "\n".join(seen[-50:]) + f"\n{pods}")
             raise
-    page.screenshot(path=str(ROOT / "test-artifacts" / "ui-node-sso.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-node-sso.png"), full_page=True)
     page.close()
 
     def audited() -> bool:

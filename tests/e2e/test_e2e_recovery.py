@@ -23,7 +23,7 @@ from support.kube import (
     wait_until,
 )
 from support.node import NODE_PORT, run_script
-from support.project import ROOT
+from support.project import ARTIFACTS, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -109,7 +109,7 @@ def restored(
         f"{backed_up:.0f} s; restore into a new install until its api was Ready: "
         f"{time.monotonic() - started:.0f} s\n"
     )
-    (ROOT / "test-artifacts" / "restore.txt").write_text(timing)
+    (ARTIFACTS / "restore.txt").write_text(timing)
     return {"risk": risk, "version": version, "backup": backup}
 
 
@@ -166,7 +166,7 @@ def test_a_training_job_that_cannot_reach_mlflow_fails_in_bounded_time_saying_wh
     (wait,) = pod["status"]["initContainerStatuses"]
     message = wait["state"]["terminated"]["message"]
     assert "did not let the trainer in within 1 s" in message, message
-    with (ROOT / "test-artifacts" / "restore.txt").open("a") as f:
+    with (ARTIFACTS / "restore.txt").open("a") as f:
         f.write(
             f"a training Job with MLflow at 0 replicas: helm upgrade --wait failed in "
             f"{took:.0f} s: {message.strip().splitlines()[-1]}\n"

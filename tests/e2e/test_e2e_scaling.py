@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import requests
 from support.kube import K8S_BIN, KUBECONFIG, RELEASE, helm, kubectl, port_forward, run, wait_until
-from support.node import ARTIFACTS, NS, api_pods, ready_pods, task_pid
-from support.project import ROOT
+from support.node import NS, api_pods, ready_pods, task_pid
+from support.project import ARTIFACTS
 from support.prometheus import alert_state, fires_into, query
 from support.swarm import USERS, Swarm
 
 pytestmark = pytest.mark.e2e
 
-SCALING = ROOT / "test-artifacts" / "scaling.txt"
+SCALING = ARTIFACTS / "scaling.txt"
 # The node's 2 cores carry Locust and every api pod: the load the test can make is far below
 # what one pod sustains (the chart's default target, docs/scaling.md), so the test's target is
 # low. A Locust user makes ~1.7 req/s: 2 users keep one pod, 16 users ask for three.

@@ -21,10 +21,9 @@ import requests
 import yaml
 from support.browser import shows_a_risk
 from support.charts import HELM, dashboard_query_report, run, standalone
-from support.project import ROOT, require
+from support.project import ARTIFACTS, ROOT, require
 from support.servers import API_BIN, free_port, stop, wait_http
 
-ARTIFACTS = ROOT / "test-artifacts"
 PORT_VARS = (
     "MLFLOW_PORT",
     "READMIT_API_PORT",

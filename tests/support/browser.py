@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from support.project import ROOT
+from support.project import ARTIFACTS
 from support.servers import DEX_USER
 
 # Debian's Chromium, driven by Playwright (no browser download).
@@ -49,7 +49,7 @@ def shows_a_risk(
     result.wait_for()
     assert "%" in result.inner_text()
     result.scroll_into_view_if_needed()
-    page.screenshot(path=str(ROOT / "test-artifacts" / screenshot))
+    page.screenshot(path=str(ARTIFACTS / screenshot))
     page.close()
 
 

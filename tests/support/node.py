@@ -13,7 +13,6 @@ from support.project import ROOT
 
 NODE_PORT = "http://127.0.0.1:{port}"
 NS = "readmit"  # the lab's namespace
-ARTIFACTS = ROOT / "test-artifacts"
 MLFLOW = f"{RELEASE}-mlflow.{NS}.svc.cluster.local:5000"  # the lab's registry, in the cluster
 API_PODS = "app.kubernetes.io/name=api,app.kubernetes.io/instance=" + RELEASE
 

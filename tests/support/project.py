@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 STRICT = os.environ.get("READMIT_STRICT") == "1"
+ARTIFACTS = ROOT / "test-artifacts"  # the reports and screenshots the tests leave for a reader
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "dataset_diabetes.zip"
 
 # The real kube-prometheus-stack, the version Chart.lock pins (beside the project, never committed).

@@ -9,7 +9,8 @@ from typing import Any
 import requests
 
 from support.kube import RELEASE, secret_value, wait_until
-from support.node import ARTIFACTS, NODE_PORT
+from support.node import NODE_PORT
+from support.project import ARTIFACTS
 
 USERS = 10  # Locust users: each has at most one request in flight
 SETTLE_S = 4  # Locust's workers report their stats every 3 s

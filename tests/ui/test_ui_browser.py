@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.browser import UI_PASSWORD, UI_USER, dex_sign_in, open_page, sign_in, ui_login_env
-from support.project import ROOT, require
+from support.project import ARTIFACTS, require
 from support.servers import (
     DEX_BIN,
     DEX_CLIENT,
@@ -25,8 +25,6 @@ from support.servers import (
     stop,
     wait_http,
 )
-
-ARTIFACTS = ROOT / "test-artifacts"
 
 
 def start_ui(
